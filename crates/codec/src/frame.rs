@@ -1,0 +1,272 @@
+//! Whole frames in both directions and the tokio-util codecs over them.
+//!
+//! Hot Rod frames carry no length, so a frame is known to be complete only once it parses. The
+//! decoders parse from the start of the buffer and consume nothing until a whole frame is there;
+//! on "incomplete" they remember the buffer length the parse needs next, so a large value
+//! arriving in many reads is parsed twice, not once per read.
+
+use std::collections::HashMap;
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::codes::{Intelligence, OpCode, Version};
+use crate::error::{CodecError, DecodeError, Problem};
+use crate::event::{CacheEvent, CounterEvent, EventKind};
+use crate::header::RESPONSE_MAGIC;
+use crate::limits::Limits;
+use crate::request::Request;
+use crate::response::{RequestContext, Response};
+use crate::wire::{malformed, Reader};
+
+/// Anything a server writes: a response or an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMessage {
+    Response(Response),
+    Event(CacheEvent),
+    CounterEvent(CounterEvent),
+}
+
+impl ServerMessage {
+    pub fn message_id(&self) -> u64 {
+        match self {
+            ServerMessage::Response(r) => r.message_id,
+            ServerMessage::Event(e) => e.message_id,
+            ServerMessage::CounterEvent(e) => e.message_id,
+        }
+    }
+
+    pub fn encode(&self, dst: &mut BytesMut) {
+        match self {
+            ServerMessage::Response(r) => r.encode(dst),
+            ServerMessage::Event(e) => e.encode(dst),
+            ServerMessage::CounterEvent(e) => e.encode(dst),
+        }
+    }
+
+    /// Decodes one frame from the front of `buf` (the client's side). `context` gives, for a
+    /// response's message id, the request it answers; events need none. An error frame for an
+    /// id with no request in flight (id 0 after a bad magic, say) is still decoded.
+    pub fn decode(
+        buf: &[u8],
+        context: impl Fn(u64) -> Option<RequestContext>,
+        limits: &Limits,
+    ) -> Result<(ServerMessage, usize), DecodeError> {
+        let mut r = Reader::new(buf);
+        let magic = r.u8()?;
+        if magic != RESPONSE_MAGIC {
+            return Err(DecodeError::BadMagic { found: magic });
+        }
+        let message_id = r.vlong("message id")?;
+        let opcode = OpCode(r.u8()?);
+        let msg = if let Some(kind) = EventKind::from_opcode(opcode) {
+            CacheEvent::decode_after_opcode(&mut r, message_id, kind, limits)
+                .map(ServerMessage::Event)
+        } else if opcode == OpCode::COUNTER_EVENT {
+            CounterEvent::decode_after_opcode(&mut r, message_id, limits)
+                .map(ServerMessage::CounterEvent)
+        } else {
+            let ctx = match context(message_id) {
+                Some(ctx) => ctx,
+                None if opcode == OpCode::ERROR => RequestContext {
+                    version: Version::LATEST,
+                    intelligence: Intelligence::BASIC,
+                },
+                None => return Err(malformed("message id", Problem::UnexpectedMessageId)),
+            };
+            Response::decode_after_opcode(&mut r, message_id, opcode, ctx, limits)
+                .map(ServerMessage::Response)
+        };
+        let msg = msg.map_err(|e| attach_id(e, message_id, opcode))?;
+        Ok((msg, r.position()))
+    }
+}
+
+fn attach_id(e: DecodeError, id: u64, op: OpCode) -> DecodeError {
+    match e {
+        DecodeError::Malformed {
+            message_id,
+            version,
+            opcode,
+            field,
+            problem,
+        } => DecodeError::Malformed {
+            message_id: message_id.or(Some(id)),
+            version,
+            opcode: opcode.or(Some(op)),
+            field,
+            problem,
+        },
+        other => other,
+    }
+}
+
+/// Remembers how many bytes the last incomplete parse needed and refuses frames over the limit.
+#[derive(Debug, Default)]
+struct FrameProgress {
+    needed: usize,
+}
+
+impl FrameProgress {
+    /// False while the buffer is still shorter than what the last parse needed.
+    fn worth_parsing(&self, buf: &BytesMut) -> bool {
+        buf.len() >= self.needed
+    }
+
+    /// Turns a parse result into the codec's answer, consuming the frame on success.
+    fn settle<T>(
+        &mut self,
+        buf: &mut BytesMut,
+        parsed: Result<(T, usize), DecodeError>,
+        limits: &Limits,
+    ) -> Result<Option<T>, CodecError> {
+        match parsed {
+            Ok((item, len)) => {
+                buf.advance(len);
+                self.needed = 0;
+                Ok(Some(item))
+            }
+            Err(DecodeError::Incomplete { needed }) => {
+                let needed = needed.unwrap_or(usize::MAX);
+                if needed > limits.max_frame_len {
+                    return Err(frame_too_large(needed, limits).into());
+                }
+                self.needed = needed;
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+fn frame_too_large(declared: usize, limits: &Limits) -> DecodeError {
+    DecodeError::TooLarge {
+        message_id: None,
+        version: None,
+        opcode: None,
+        field: "frame",
+        declared: declared as u64,
+        limit: limits.max_frame_len,
+    }
+}
+
+/// The server's side: decodes requests, encodes responses and events.
+#[derive(Debug, Default)]
+pub struct ServerCodec {
+    limits: Limits,
+    progress: FrameProgress,
+}
+
+impl ServerCodec {
+    pub fn new(limits: Limits) -> Self {
+        ServerCodec {
+            limits,
+            progress: FrameProgress::default(),
+        }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+}
+
+impl Decoder for ServerCodec {
+    type Item = Request;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, CodecError> {
+        if buf.is_empty() || !self.progress.worth_parsing(buf) {
+            return Ok(None);
+        }
+        let parsed = Request::decode(buf, &self.limits);
+        self.progress.settle(buf, parsed, &self.limits)
+    }
+}
+
+impl Encoder<&ServerMessage> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: &ServerMessage, dst: &mut BytesMut) -> Result<(), CodecError> {
+        item.encode(dst);
+        Ok(())
+    }
+}
+
+impl Encoder<ServerMessage> for ServerCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: ServerMessage, dst: &mut BytesMut) -> Result<(), CodecError> {
+        item.encode(dst);
+        Ok(())
+    }
+}
+
+/// The client's side: encodes requests, remembering each one's context until its response
+/// arrives, and decodes responses and events.
+#[derive(Debug, Default)]
+pub struct ClientCodec {
+    limits: Limits,
+    progress: FrameProgress,
+    in_flight: HashMap<u64, RequestContext>,
+}
+
+impl ClientCodec {
+    pub fn new(limits: Limits) -> Self {
+        ClientCodec {
+            limits,
+            ..ClientCodec::default()
+        }
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Records a request sent by other means, so its response can be decoded.
+    pub fn expect(&mut self, message_id: u64, ctx: RequestContext) {
+        self.in_flight.insert(message_id, ctx);
+    }
+}
+
+impl Encoder<&Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, req: &Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        req.encode(dst).map_err(CodecError::from)?;
+        self.in_flight.insert(
+            req.header.message_id,
+            RequestContext {
+                version: req.header.version,
+                intelligence: req.header.intelligence,
+            },
+        );
+        Ok(())
+    }
+}
+
+impl Encoder<Request> for ClientCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, req: Request, dst: &mut BytesMut) -> Result<(), CodecError> {
+        Encoder::<&Request>::encode(self, &req, dst)
+    }
+}
+
+impl Decoder for ClientCodec {
+    type Item = ServerMessage;
+    type Error = CodecError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<ServerMessage>, CodecError> {
+        if buf.is_empty() || !self.progress.worth_parsing(buf) {
+            return Ok(None);
+        }
+        let in_flight = &self.in_flight;
+        let parsed = ServerMessage::decode(buf, |id| in_flight.get(&id).copied(), &self.limits);
+        let msg = self.progress.settle(buf, parsed, &self.limits)?;
+        if let Some(ServerMessage::Response(r)) = &msg {
+            self.in_flight.remove(&r.message_id);
+        }
+        Ok(msg)
+    }
+}
