@@ -68,8 +68,6 @@ pub enum Problem {
     NegativeLength(i64),
     #[error("unknown media type kind {0}")]
     MediaTypeKind(u8),
-    #[error("unknown time unit {0}")]
-    TimeUnit(u8),
     #[error("unknown metadata flags {0:#04x}")]
     MetadataFlags(u8),
     #[error("topology marker {0} is neither 0 nor 1")]
@@ -119,8 +117,9 @@ impl DecodeError {
         match self {
             DecodeError::BadMagic { .. } => Status::INVALID_MAGIC_OR_MESSAGE_ID,
             DecodeError::UnknownOpcode { .. } => Status::UNKNOWN_OPERATION,
-            DecodeError::UnknownVersion { .. } => Status::UNKNOWN_VERSION,
-            DecodeError::Incomplete { .. }
+            // The reference has not sent 0x83 since 9.4; clients treat any 0x8x alike.
+            DecodeError::UnknownVersion { .. }
+            | DecodeError::Incomplete { .. }
             | DecodeError::Malformed { .. }
             | DecodeError::TooLarge { .. } => Status::PARSE_ERROR,
         }

@@ -9,8 +9,8 @@
 use bytes::{BufMut, BytesMut};
 
 use crate::codes::{TimeUnit, Version};
-use crate::error::{EncodeError, Problem};
-use crate::wire::{malformed, Reader, Result, WireWrite};
+use crate::error::EncodeError;
+use crate::wire::{Reader, Result, WireWrite};
 
 /// One expiration value of the 2.2+ encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub enum TimeValue {
     Default,
     /// Nibble 8: never expire.
     Infinite,
-    /// Nibbles 0–6: an amount of a unit.
+    /// Nibbles 0–6: an amount of a unit. Other nibbles (9–15) decode here too, with a unit that
+    /// [`TimeUnit::name`] does not know; a server refuses them.
     Amount { unit: TimeUnit, amount: u64 },
 }
 
@@ -39,11 +40,13 @@ impl TimeValue {
         match nibble {
             Self::DEFAULT_NIBBLE => Ok(TimeValue::Default),
             Self::INFINITE_NIBBLE => Ok(TimeValue::Infinite),
-            0..=6 => Ok(TimeValue::Amount {
+            // Nibbles 9-15 name no unit, but the reference still reads a number after them and
+            // then refuses the request with a server error, keeping the stream in sync; the
+            // codec does the same and leaves the refusal to the server.
+            _ => Ok(TimeValue::Amount {
                 unit: TimeUnit(nibble),
                 amount: r.vlong(field)?,
             }),
-            other => Err(malformed("time units", Problem::TimeUnit(other))),
         }
     }
 }

@@ -5,9 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use bytes::BytesMut;
-use ironrod_codec::{
-    DecodeError, Limits, OpCode, Request, RequestContext, ServerMessage, Version,
-};
+use ironrod_codec::{DecodeError, Limits, OpCode, Request, RequestContext, ServerMessage, Version};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -53,10 +51,17 @@ fn load_all() -> Vec<Loaded> {
         let text = std::fs::read_to_string(&path).expect("readable vector file");
         let file: VectorFile =
             toml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let fname = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let fname = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut names = BTreeSet::new();
         for v in file.vector {
-            assert!(names.insert(v.name.clone()), "{fname}: duplicate vector name {}", v.name);
+            assert!(
+                names.insert(v.name.clone()),
+                "{fname}: duplicate vector name {}",
+                v.name
+            );
             let source = v
                 .source
                 .clone()
@@ -67,7 +72,11 @@ fn load_all() -> Vec<Loaded> {
                 "{fname}/{}: source must start with captured: or hand-written:",
                 v.name
             );
-            out.push(Loaded { file: fname.clone(), source, v });
+            out.push(Loaded {
+                file: fname.clone(),
+                source,
+                v,
+            });
         }
     }
     out
@@ -105,7 +114,8 @@ fn check(l: &Loaded) -> Result<Vec<(Version, OpCode)>, String> {
         let (req, len) = Request::decode(rest, &limits)
             .map_err(|e| format!("{name}: request at byte {pos}: {e}"))?;
         let mut again = BytesMut::new();
-        req.encode(&mut again).map_err(|e| format!("{name}: encode: {e}"))?;
+        req.encode(&mut again)
+            .map_err(|e| format!("{name}: encode: {e}"))?;
         if again.as_ref() != rest.get(..len).unwrap_or_default() {
             return Err(format!(
                 "{name}: request re-encodes differently\n  wire: {}\n  ours: {}",
@@ -115,7 +125,10 @@ fn check(l: &Loaded) -> Result<Vec<(Version, OpCode)>, String> {
         }
         contexts.insert(
             req.header.message_id,
-            RequestContext { version: req.header.version, intelligence: req.header.intelligence },
+            RequestContext {
+                version: req.header.version,
+                intelligence: req.header.intelligence,
+            },
         );
         seen.push((req.header.version, req.opcode()));
         pos += len;
@@ -147,7 +160,13 @@ fn every_vector_round_trips() {
     let all = load_all();
     assert!(!all.is_empty(), "no vectors found");
     let failures: Vec<String> = all.iter().filter_map(|l| check(l).err()).collect();
-    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), all.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n")
+    );
 }
 
 /// The version families of the codec issue, and the opcodes each has.
@@ -180,7 +199,13 @@ fn families_of(op: OpCode) -> Vec<&'static str> {
     let first = introduced(op);
     ["2.0-2.1", "2.2-2.7", "2.8-2.9", "3.x", "4.x"]
         .into_iter()
-        .zip([Version::V2_1, Version::V2_7, Version::V2_9, Version::V3_1, Version::V4_1])
+        .zip([
+            Version::V2_1,
+            Version::V2_7,
+            Version::V2_9,
+            Version::V3_1,
+            Version::V4_1,
+        ])
         .filter(|(_, last)| *last >= first)
         .map(|(f, _)| f)
         .collect()
@@ -204,15 +229,25 @@ fn every_opcode_has_vectors_in_every_family() {
             }
         }
     }
-    assert!(missing.is_empty(), "opcodes without vectors, by family: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "opcodes without vectors, by family: {missing:#?}"
+    );
 }
 
 #[test]
 fn captures_from_every_client_line() {
     let sources: BTreeSet<String> = load_all().into_iter().map(|l| l.source).collect();
-    for client in ["npm infinispan 0.16.3", "java 14.0", "java 15.0", "java 16.0"] {
+    for client in [
+        "npm infinispan 0.16.3",
+        "java 14.0",
+        "java 15.0",
+        "java 16.0",
+    ] {
         assert!(
-            sources.iter().any(|s| s.starts_with("captured:") && s.contains(client)),
+            sources
+                .iter()
+                .any(|s| s.starts_with("captured:") && s.contains(client)),
             "no captured vectors from {client}"
         );
     }
