@@ -196,7 +196,7 @@ fn main() {
                                     let target = match &msg {
                                         ServerMessage::Response(r) => {
                                             conn.contexts.remove(&r.message_id);
-                                            conn.pending.remove(&r.message_id).map(|i| {
+                                            conn.pending.remove(&r.message_id).inspect(|&i| {
                                                 let v = &mut vectors[i];
                                                 v.answered = true;
                                                 v.key = format!(
@@ -207,7 +207,6 @@ fn main() {
                                                     body_kind(&r.body)
                                                 );
                                                 v.name = format!("{}/{}", v.name, r.status);
-                                                i
                                             })
                                         }
                                         ServerMessage::Event(ev) => conn

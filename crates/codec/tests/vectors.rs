@@ -1,5 +1,11 @@
 //! Loads every vector file in `protocol-spec/vectors/` and checks that decoding then encoding
 //! gives back the same bytes, in both directions (see `protocol-spec/vectors/README.md`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
