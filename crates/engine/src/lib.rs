@@ -1,0 +1,1 @@
+//! Ironrod's cache engine (work in progress).
