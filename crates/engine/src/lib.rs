@@ -1,1 +1,49 @@
-//! Ironrod's cache engine (work in progress).
+//! Ironrod's cache engine.
+//!
+//! **Owns:** named caches ([`CacheManager`], [`Cache`]) and everything about an entry — value
+//! bytes, versions (unique, strictly increasing per cache, starting at 1), expiration (lifespan,
+//! max-idle, checked on access and by the sans-I/O reaper [`Cache::reap`]), the conditional
+//! operations with outcomes rich enough for Hot Rod's statuses and previous values, iteration by
+//! segment, statistics, the per-cache entry bound, the key → segment mapping Infinispan clients
+//! use ([`murmur`], [`Segments`]), and the change feed ([`Subscriber`]) that client listeners and
+//! the site bridge consume, in version order per key.
+//!
+//! **Does not own:** sockets, timers and the wire format (the server crate schedules the reaper
+//! and the `ironrod-codec` crate encodes; this crate must not depend on it), listener queues and
+//! filtering (`ironrod-events`), replication (`ironrod-xsite`). Time comes from a [`Clock`].
+//!
+//! **Not yet:** transactions (lock table with acquisition timeouts, write sets, prepare/commit,
+//! the bridge's veto). The write path in [`cache`] decides and applies under the shard lock in
+//! two steps so that a prepare step can go between them.
+//!
+//! Layout and memory per entry: see [`entry`]. Concurrency: one shard per segment, each with its
+//! own lock; see [`shard`].
+
+pub mod cache;
+pub mod clock;
+pub mod config;
+pub mod entry;
+pub mod error;
+pub mod feed;
+pub mod iteration;
+pub mod manager;
+pub mod metadata;
+pub mod murmur;
+pub mod options;
+pub mod outcome;
+pub mod segment;
+pub mod shard;
+pub mod stats;
+
+pub use cache::Cache;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::CacheConfig;
+pub use error::EngineError;
+pub use feed::{Change, ChangeKind, Subscriber, SubscriptionId};
+pub use iteration::Iteration;
+pub use manager::CacheManager;
+pub use metadata::{CacheEntry, Metadata, Versioned};
+pub use options::{Expiration, WriteOptions};
+pub use outcome::{PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodified};
+pub use segment::Segments;
+pub use stats::Stats;
