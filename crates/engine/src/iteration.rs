@@ -25,12 +25,20 @@ pub struct Iteration {
     segments: VecDeque<u32>,
     /// The segment under way: its segment number and the keys (with table hash) still to visit.
     current: Option<(u32, VecDeque<(u64, Bytes)>)>,
+    /// Segments completed since the last [`Iteration::take_finished`]: Hot Rod reports them with
+    /// each batch so a client can resume elsewhere without repeating them.
+    finished: Vec<u32>,
 }
 
 impl Iteration {
     /// Whether every segment has been visited; `next_batch` would return nothing.
     pub fn is_finished(&self) -> bool {
         self.segments.is_empty() && self.current.is_none()
+    }
+
+    /// The segments completed since the last call, in completion order.
+    pub fn take_finished(&mut self) -> Vec<u32> {
+        std::mem::take(&mut self.finished)
     }
 }
 
@@ -50,6 +58,7 @@ impl Cache {
         Ok(Iteration {
             segments: chosen.into(),
             current: None,
+            finished: Vec::new(),
         })
     }
 
@@ -67,6 +76,7 @@ impl Cache {
                 continue;
             };
             let Some(shard) = self.shard_of_segment(*segment) else {
+                iteration.finished.push(*segment);
                 iteration.current = None;
                 continue;
             };
@@ -80,6 +90,7 @@ impl Cache {
                 }
             }
             if keys.is_empty() {
+                iteration.finished.push(*segment);
                 iteration.current = None;
             }
         }
@@ -207,5 +218,24 @@ mod tests {
         let mut it = c.iterate(Some(&[])).unwrap();
         assert!(it.is_finished());
         assert!(c.next_batch(&mut it, 10).is_empty());
+    }
+
+    #[test]
+    fn every_segment_is_reported_finished_once() {
+        let c = cache(16);
+        for i in 0..100u32 {
+            c.put(&i.to_be_bytes(), b"v", &WriteOptions::default())
+                .unwrap();
+        }
+        let mut it = c.iterate(Some(&[3, 1, 7, 1])).unwrap();
+        let mut finished = Vec::new();
+        loop {
+            let batch = c.next_batch(&mut it, 3);
+            finished.extend(it.take_finished());
+            if batch.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(finished, vec![1, 3, 7]);
     }
 }

@@ -1,0 +1,252 @@
+//! Keyed reads and writes, bulk operations and statistics.
+
+use std::sync::atomic::Ordering;
+
+use ironrod_codec::{Flags, Op, PreviousValue, RequestHeader, ResponseBody, Status};
+use ironrod_engine::{PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodified, Versioned};
+
+use super::convert::{self, plain_options, write_options};
+use super::{engine_refusal, Outcome, Reply};
+use crate::state::State;
+
+/// A previous value for the response; `None` is "no previous entry".
+fn previous(v: Option<&Versioned>) -> ResponseBody {
+    ResponseBody::Previous(PreviousValue {
+        metadata: v.map(|v| convert::metadata(&v.metadata)),
+        value: v.map(|v| v.value.clone()).unwrap_or_default(),
+    })
+}
+
+impl State {
+    pub(super) fn cache_op(&self, h: &RequestHeader, op: Op) -> Outcome {
+        let cache = self.cache(h)?;
+        let force = h.flags.contains(Flags::FORCE_RETURN_VALUE);
+        let now = self.clock.now();
+        let with_previous =
+            |status_plain: Status, status_prev: Status, prev: Option<&Versioned>| {
+                if force {
+                    Reply::with(status_prev, previous(prev), &cache)
+                } else {
+                    Reply::status(status_plain, &cache)
+                }
+            };
+        let reply = match op {
+            Op::Get { key } => match cache.get(&key) {
+                Some(v) => Reply::with(Status::SUCCESS, ResponseBody::Value(v), &cache),
+                None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
+            },
+            Op::GetWithVersion { key } => match cache.get_with_metadata(&key) {
+                Some(v) => Reply::with(
+                    Status::SUCCESS,
+                    ResponseBody::VersionedValue {
+                        version: convert::version(v.metadata.version),
+                        value: v.value,
+                    },
+                    &cache,
+                ),
+                None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
+            },
+            Op::GetWithMetadata { key } => match cache.get_with_metadata(&key) {
+                Some(v) => Reply::with(
+                    Status::SUCCESS,
+                    ResponseBody::MetadataValue {
+                        metadata: convert::metadata(&v.metadata),
+                        value: v.value,
+                    },
+                    &cache,
+                ),
+                None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
+            },
+            Op::ContainsKey { key } => {
+                let status = if cache.contains(&key) {
+                    Status::SUCCESS
+                } else {
+                    Status::KEY_DOES_NOT_EXIST
+                };
+                Reply::status(status, &cache)
+            }
+            Op::Put {
+                key,
+                expiration,
+                value,
+            } => {
+                let options = write_options(h, &expiration, now)?;
+                let prev = cache.put(&key, &value, &options).map_err(engine_refusal)?;
+                // With FORCE_RETURN_VALUE the reference answers "with previous" even for an
+                // absent key, carrying an empty previous value.
+                with_previous(
+                    Status::SUCCESS,
+                    Status::SUCCESS_WITH_PREVIOUS,
+                    prev.as_ref(),
+                )
+            }
+            Op::PutIfAbsent {
+                key,
+                expiration,
+                value,
+            } => {
+                let options = write_options(h, &expiration, now)?;
+                match cache
+                    .put_if_absent(&key, &value, &options)
+                    .map_err(engine_refusal)?
+                {
+                    PutIfAbsent::Stored => Reply::status(Status::SUCCESS, &cache),
+                    PutIfAbsent::Existing(current) => with_previous(
+                        Status::NOT_EXECUTED,
+                        Status::NOT_EXECUTED_WITH_PREVIOUS,
+                        Some(&current),
+                    ),
+                }
+            }
+            Op::Replace {
+                key,
+                expiration,
+                value,
+            } => {
+                let options = write_options(h, &expiration, now)?;
+                match cache
+                    .replace(&key, &value, &options)
+                    .map_err(engine_refusal)?
+                {
+                    Replace::NotFound => Reply::status(Status::NOT_EXECUTED, &cache),
+                    Replace::Replaced { previous: p } => {
+                        with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p))
+                    }
+                }
+            }
+            Op::ReplaceIfUnmodified {
+                key,
+                expiration,
+                version,
+                value,
+            } => {
+                let options = write_options(h, &expiration, now)?;
+                let outcome = match u64::try_from(version) {
+                    Ok(v) => cache
+                        .replace_if_unmodified(&key, v, &value, &options)
+                        .map_err(engine_refusal)?,
+                    // No entry ever has a negative version: compare against the current one.
+                    Err(_) => match cache.get_with_metadata(&key) {
+                        None => ReplaceIfUnmodified::NotFound,
+                        Some(current) => ReplaceIfUnmodified::VersionMismatch { current },
+                    },
+                };
+                match outcome {
+                    ReplaceIfUnmodified::NotFound => {
+                        Reply::status(Status::KEY_DOES_NOT_EXIST, &cache)
+                    }
+                    ReplaceIfUnmodified::VersionMismatch { current } => with_previous(
+                        Status::NOT_EXECUTED,
+                        Status::NOT_EXECUTED_WITH_PREVIOUS,
+                        Some(&current),
+                    ),
+                    ReplaceIfUnmodified::Replaced { previous: p } => {
+                        with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p))
+                    }
+                }
+            }
+            Op::Remove { key } => match cache
+                .remove(&key, &plain_options(h))
+                .map_err(engine_refusal)?
+            {
+                None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
+                Some(p) => with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p)),
+            },
+            Op::RemoveIfUnmodified { key, version } => {
+                let outcome = match u64::try_from(version) {
+                    Ok(v) => cache
+                        .remove_if_unmodified(&key, v, &plain_options(h))
+                        .map_err(engine_refusal)?,
+                    Err(_) => match cache.get_with_metadata(&key) {
+                        None => RemoveIfUnmodified::NotFound,
+                        Some(current) => RemoveIfUnmodified::VersionMismatch { current },
+                    },
+                };
+                match outcome {
+                    RemoveIfUnmodified::NotFound => {
+                        Reply::status(Status::KEY_DOES_NOT_EXIST, &cache)
+                    }
+                    RemoveIfUnmodified::VersionMismatch { current } => with_previous(
+                        Status::NOT_EXECUTED,
+                        Status::NOT_EXECUTED_WITH_PREVIOUS,
+                        Some(&current),
+                    ),
+                    RemoveIfUnmodified::Removed { previous: p } => {
+                        with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p))
+                    }
+                }
+            }
+            Op::Clear => {
+                cache.clear(&plain_options(h)).map_err(engine_refusal)?;
+                Reply::status(Status::SUCCESS, &cache)
+            }
+            Op::Size => {
+                // The Java client reads a vInt: clamp to what it can hold.
+                let size = cache.size().min(i32::MAX as u64);
+                Reply::with(Status::SUCCESS, ResponseBody::Size(size), &cache)
+            }
+            Op::Stats => {
+                let s = cache.stats();
+                let stats = [
+                    ("timeSinceStart", s.time_since_start),
+                    ("currentNumberOfEntries", s.current_entries),
+                    ("totalNumberOfEntries", s.stores),
+                    ("stores", s.stores),
+                    ("retrievals", s.retrievals),
+                    ("hits", s.hits),
+                    ("misses", s.misses),
+                    ("removeHits", s.remove_hits),
+                    ("removeMisses", s.remove_misses),
+                    ("approximateEntries", s.current_entries),
+                    ("approximateEntriesUnique", s.current_entries),
+                    ("totalBytesRead", self.bytes_read.load(Ordering::Relaxed)),
+                    (
+                        "totalBytesWritten",
+                        self.bytes_written.load(Ordering::Relaxed),
+                    ),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+                Reply::with(Status::SUCCESS, ResponseBody::Stats(stats), &cache)
+            }
+            Op::PutAll {
+                expiration,
+                entries,
+            } => {
+                let options = write_options(h, &expiration, now)?;
+                cache
+                    .put_all(
+                        entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+                        &options,
+                    )
+                    .map_err(engine_refusal)?;
+                Reply::status(Status::SUCCESS, &cache)
+            }
+            Op::GetAll { keys } => {
+                let entries = cache.get_all(keys.iter().map(|k| k.as_ref()));
+                Reply::with(Status::SUCCESS, ResponseBody::Entries(entries), &cache)
+            }
+            Op::BulkGet { count } => {
+                let limit = (count > 0).then_some(count as usize);
+                Reply::with(
+                    Status::SUCCESS,
+                    ResponseBody::BulkEntries(cache.bulk(limit)),
+                    &cache,
+                )
+            }
+            Op::BulkGetKeys { .. } => Reply::with(
+                Status::SUCCESS,
+                ResponseBody::BulkKeys(cache.bulk_keys()),
+                &cache,
+            ),
+            other => {
+                return Err(crate::errors::Refusal::server(format!(
+                    "internal: {} routed to the cache handler",
+                    other.opcode()
+                )))
+            }
+        };
+        Ok(reply)
+    }
+}

@@ -1,0 +1,17 @@
+//! The Ironrod server: Hot Rod over TCP, wired to the cache engine.
+//!
+//! Owns sockets, the connection loop, the meaning of each request (dispatch to the engine and
+//! the reference server's statuses), configuration and the command line. The wire format is the
+//! codec's (`ironrod-codec`) and the data is the engine's (`ironrod-engine`).
+
+pub mod config;
+pub mod connection;
+pub mod errors;
+pub mod handler;
+pub mod iterations;
+pub mod server;
+pub mod session;
+pub mod state;
+
+pub use config::Config;
+pub use state::State;

@@ -1,0 +1,80 @@
+//! The listener: accepts connections up to the configured limit, serves each on its own task,
+//! runs the expiration reapers, and shuts down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::connection;
+use crate::state::State;
+
+/// Serves Hot Rod on `listener` until `shutdown` completes, then stops accepting, lets
+/// connections answer what they already received (up to the grace period) and returns.
+pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Future<Output = ()>) {
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(state.config.max_connections));
+    spawn_reapers(&state, &stop, &tasks);
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (socket, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            warn!(%peer, limit = state.config.max_connections, "refusing connection: too many connections");
+            drop(socket);
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        let local = socket.local_addr().unwrap_or_else(|_| state.config.bind);
+        let state = state.clone();
+        let stop = stop.child_token();
+        tasks.spawn(async move {
+            connection::serve(socket, peer, local, state, stop).await;
+            drop(permit);
+        });
+    }
+    info!("shutting down: no longer accepting connections");
+    stop.cancel();
+    tasks.close();
+    if tokio::time::timeout(state.config.shutdown_grace(), tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!("shutdown grace period over; closing the remaining connections");
+    }
+}
+
+/// One task per cache removes expired entries at the cache's reaper interval.
+fn spawn_reapers(state: &Arc<State>, stop: &CancellationToken, tasks: &TaskTracker) {
+    for cache in state.caches.caches() {
+        let stop = stop.clone();
+        let every = cache.config().reaper_interval;
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tick.tick() => { cache.reap(); }
+                }
+            }
+        });
+    }
+}
