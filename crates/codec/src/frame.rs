@@ -121,6 +121,9 @@ impl FrameProgress {
         limits: &Limits,
     ) -> Result<Option<T>, CodecError> {
         match parsed {
+            // A frame that arrived whole is held to the same bound as one still arriving, so
+            // the limit does not depend on how the peer's bytes were split.
+            Ok((_, len)) if len > limits.max_frame_len => Err(frame_too_large(len, limits).into()),
             Ok((item, len)) => {
                 buf.advance(len);
                 self.needed = 0;
@@ -268,5 +271,67 @@ impl Decoder for ClientCodec {
             self.in_flight.remove(&r.message_id);
         }
         Ok(msg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::{Expiration, Op, RequestHeader};
+
+    fn put_frame(value_len: usize) -> BytesMut {
+        let req = Request {
+            header: RequestHeader::new(1, Version::V4_0, "c"),
+            op: Op::Put {
+                key: Bytes::from_static(b"k"),
+                expiration: Expiration::DEFAULT,
+                value: Bytes::from(vec![b'v'; value_len]),
+            },
+        };
+        let mut buf = BytesMut::new();
+        req.encode(&mut buf).unwrap();
+        buf
+    }
+
+    #[test]
+    fn frame_limit_holds_whether_the_frame_is_whole_or_partial() {
+        let limits = Limits {
+            max_frame_len: 64,
+            ..Limits::DEFAULT
+        };
+        // Whole.
+        let mut whole = put_frame(100);
+        let mut codec = ServerCodec::new(limits.clone());
+        assert!(matches!(
+            codec.decode(&mut whole),
+            Err(CodecError::Decode(DecodeError::TooLarge {
+                field: "frame",
+                ..
+            }))
+        ));
+        // Partial: refused as soon as the declared value length shows the frame cannot fit.
+        let full = put_frame(100);
+        let mut partial = BytesMut::from(&full[..20]);
+        let mut codec = ServerCodec::new(limits.clone());
+        assert!(codec.decode(&mut partial).is_err());
+        // Within the limit: decoded.
+        let mut small = put_frame(10);
+        let mut codec = ServerCodec::new(limits);
+        assert!(matches!(codec.decode(&mut small), Ok(Some(_))));
+        assert!(small.is_empty());
+    }
+
+    #[test]
+    fn incomplete_frames_are_not_reparsed_until_enough_bytes_arrive() {
+        let full = put_frame(1000);
+        let mut codec = ServerCodec::default();
+        let mut buf = BytesMut::from(&full[..30]);
+        assert!(matches!(codec.decode(&mut buf), Ok(None)));
+        assert!(codec.progress.needed > 30);
+        buf.extend_from_slice(&full[30..]);
+        assert!(matches!(codec.decode(&mut buf), Ok(Some(_))));
+        assert_eq!(codec.progress.needed, 0);
     }
 }
