@@ -245,17 +245,28 @@ fn main() {
             }
         }
     }
-    // Keep a few vectors per distinct (client, version, request, response shape).
-    let mut per_key: HashMap<String, usize> = HashMap::new();
+    // Keep the two smallest vectors per distinct (client, version, request, response shape),
+    // in capture order.
+    let mut by_key: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, v) in vectors.iter().enumerate() {
+        by_key.entry(v.key.as_str()).or_default().push(i);
+    }
+    let mut keep = vec![false; vectors.len()];
+    for idx in by_key.values_mut() {
+        idx.sort_by_key(|&i| (vectors[i].request.len() + vectors[i].response.len(), i));
+        for &i in idx.iter().take(2) {
+            keep[i] = true;
+        }
+    }
     let mut files: BTreeMap<&str, String> = BTreeMap::new();
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut kept = 0;
-    for v in &vectors {
-        let count = per_key.entry(v.key.clone()).or_default();
-        *count += 1;
-        if *count > 2 {
-            continue;
-        }
+    for v in vectors
+        .iter()
+        .zip(&keep)
+        .filter(|(_, k)| **k)
+        .map(|(v, _)| v)
+    {
         let n = names.entry(v.name.clone()).or_default();
         *n += 1;
         let name = if *n > 1 {
