@@ -1,9 +1,10 @@
 //! The listener: accepts connections up to the configured limit, serves each on its own task,
 //! runs the expiration reapers, and shuts down gracefully.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -61,20 +62,39 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Futu
     }
 }
 
-/// One task per cache removes expired entries at the cache's reaper interval.
+/// Removes expired entries of every cache at that cache's reaper interval, including caches
+/// created after start (admin tasks), from one task that wakes at the shortest interval (at
+/// least every second).
 fn spawn_reapers(state: &Arc<State>, stop: &CancellationToken, tasks: &TaskTracker) {
-    for cache in state.caches.caches() {
-        let stop = stop.clone();
-        let every = cache.config().reaper_interval;
-        tasks.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => break,
-                    _ = tick.tick() => { cache.reap(); }
+    let state = state.clone();
+    let stop = stop.clone();
+    tasks.spawn(async move {
+        let mut last: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let caches = state.caches.caches();
+            let wake = caches
+                .iter()
+                .map(|c| c.config().reaper_interval)
+                .min()
+                .unwrap_or(MAX_REAPER_SLEEP)
+                .min(MAX_REAPER_SLEEP);
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(wake) => {}
+            }
+            let now = Instant::now();
+            for cache in caches {
+                let due = last
+                    .get(cache.name())
+                    .is_none_or(|t| now.duration_since(*t) >= cache.config().reaper_interval);
+                if due {
+                    cache.reap();
+                    last.insert(cache.name().to_string(), now);
                 }
             }
-        });
-    }
+        }
+    });
 }
+
+/// The reaper task checks for new caches at least this often.
+const MAX_REAPER_SLEEP: Duration = Duration::from_secs(1);
