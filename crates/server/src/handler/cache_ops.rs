@@ -187,10 +187,9 @@ impl State {
             }
             Op::Stats => {
                 let s = cache.stats();
-                let stats = [
+                let local = [
                     ("timeSinceStart", s.time_since_start),
                     ("currentNumberOfEntries", s.current_entries),
-                    ("totalNumberOfEntries", s.stores),
                     ("stores", s.stores),
                     ("retrievals", s.retrievals),
                     ("hits", s.hits),
@@ -200,14 +199,31 @@ impl State {
                     ("approximateEntries", s.current_entries),
                     ("approximateEntriesUnique", s.current_entries),
                     ("totalBytesRead", self.bytes_read.load(Ordering::Relaxed)),
-                    (
-                        "totalBytesWritten",
-                        self.bytes_written.load(Ordering::Relaxed),
-                    ),
-                ]
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
+                    ("totalBytesWritten", self.bytes_written.load(Ordering::Relaxed)),
+                ];
+                // From 2.4 the reference adds cluster-wide figures, even for a local cache; on
+                // one node they are the local ones.
+                let global = [
+                    ("globalCurrentNumberOfEntries", s.current_entries),
+                    ("globalStores", s.stores),
+                    ("globalRetrievals", s.retrievals),
+                    ("globalHits", s.hits),
+                    ("globalMisses", s.misses),
+                    ("globalRemoveHits", s.remove_hits),
+                    ("globalRemoveMisses", s.remove_misses),
+                    ("globalApproximateEntries", s.current_entries),
+                    ("globalApproximateEntriesUnique", s.current_entries),
+                ];
+                let global = if h.version >= ironrod_codec::Version::V2_4 {
+                    &global[..]
+                } else {
+                    &[]
+                };
+                let stats = local
+                    .iter()
+                    .chain(global)
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 Reply::with(Status::SUCCESS, ResponseBody::Stats(stats), &cache)
             }
             Op::PutAll {

@@ -33,7 +33,7 @@ impl State {
                     Some(f) if f.name == KEY_ONLY_CONVERTER => true,
                     Some(f) => {
                         return Err(Refusal::server(format!(
-                            "org.infinispan.server.hotrod.MissingFactoryException: Factory '{}' not found in server",
+                            "java.lang.IllegalStateException: ISPN005060: Factory '{}' not found in server",
                             f.name
                         )))
                     }

@@ -126,9 +126,7 @@ impl State {
                         chunk: (batch_size as usize).clamp(1, MAX_CHUNK),
                     };
                     let (data, complete) = next_chunk(&mut stream);
-                    if !complete {
-                        session.get_streams.insert(id, stream);
-                    }
+                    session.get_streams.insert(id, stream);
                     Ok(Reply::with(
                         Status::SUCCESS,
                         ResponseBody::StreamChunk {
@@ -145,10 +143,9 @@ impl State {
                 let Some(stream) = session.get_streams.get_mut(&stream_id) else {
                     return Err(unknown_stream(stream_id));
                 };
+                // The stream stays until GET_STREAM_END, as in the reference: a NEXT after the
+                // last chunk gets an empty, complete chunk.
                 let (data, complete) = next_chunk(stream);
-                if complete {
-                    session.get_streams.remove(&stream_id);
-                }
                 Ok(Reply::with(
                     Status::SUCCESS,
                     ResponseBody::StreamChunk {
