@@ -51,14 +51,15 @@ import org.wildfly.security.sasl.scram.ScramSaslServerFactory;
  *
  * <pre>
  * java -cp ... org.ironrod.conformance.ReferenceServer [--host H] [--port P] [--auth-port A]
- *          [--user U] [--password W] [--storage MEDIATYPE] [--state-dir DIR] [--exit-on-stdin-eof]
+ *          [--user U] [--password W] [--storage MEDIATYPE] [--tx-storage MEDIATYPE] [--state-dir DIR] [--exit-on-stdin-eof]
  * </pre>
  *
  * Prints {@code READY <port>} on stdout for each endpoint once it is listening, then
  * {@code READY-ALL}. Stops on SIGTERM/SIGINT or when stdin is closed if {@code --exit-on-stdin-eof}.
  *
  * Caches: {@code default} (local, the default cache), {@code tx} (transactional, pessimistic,
- * repeatable read), {@code multimap}, {@code text} (text/plain storage). Counters and multimaps are
+ * repeatable read), {@code multimap}, {@code near} (for near-cache clients), {@code text}
+ * (text/plain storage); all others use the {@code --storage} media type (default protostream). Counters and multimaps are
  * provided by the counter and multimap modules on the class path.
  */
 public final class ReferenceServer {
@@ -74,6 +75,9 @@ public final class ReferenceServer {
       String user = opts.getOrDefault("user", "admin");
       String password = opts.getOrDefault("password", "password");
       String storage = opts.getOrDefault("storage", MediaType.APPLICATION_PROTOSTREAM_TYPE);
+      // The Java client's PREPARE_TX carries no media types, so its keys only match what it read
+      // earlier when the tx cache stores bytes as they arrive.
+      String txStorage = opts.getOrDefault("tx-storage", MediaType.APPLICATION_OCTET_STREAM_TYPE);
       boolean exitOnEof = opts.containsKey("exit-on-stdin-eof");
       String stateDir = opts.get("state-dir");
       if (stateDir == null) {
@@ -82,7 +86,7 @@ public final class ReferenceServer {
       // Elytron's SCRAM and DIGEST mechanisms need its password provider to derive their digests.
       Security.addProvider(WildFlyElytronPasswordProvider.getInstance());
 
-      EmbeddedCacheManager cm = createCacheManager(storage, stateDir);
+      EmbeddedCacheManager cm = createCacheManager(storage, txStorage, stateDir);
       List<HotRodServer> servers = new ArrayList<>();
 
       HotRodServerConfigurationBuilder plain = new HotRodServerConfigurationBuilder()
@@ -128,7 +132,7 @@ public final class ReferenceServer {
       return server;
    }
 
-   static EmbeddedCacheManager createCacheManager(String storage, String stateDir) {
+   static EmbeddedCacheManager createCacheManager(String storage, String txStorage, String stateDir) {
       GlobalConfigurationBuilder global = new GlobalConfigurationBuilder().nonClusteredDefault();
       global.cacheManagerName("ironrod-reference").defaultCacheName("default");
       global.jmx().disable();
@@ -143,6 +147,7 @@ public final class ReferenceServer {
       local.statistics().enable();
       cm.defineConfiguration("default", local.build());
       cm.defineConfiguration("multimap", local.build());
+      cm.defineConfiguration("near", local.build());
 
       ConfigurationBuilder text = new ConfigurationBuilder();
       text.clustering().cacheMode(CacheMode.LOCAL);
@@ -152,7 +157,7 @@ public final class ReferenceServer {
 
       ConfigurationBuilder tx = new ConfigurationBuilder();
       tx.clustering().cacheMode(CacheMode.LOCAL);
-      tx.encoding().mediaType(storage);
+      tx.encoding().mediaType(txStorage);
       tx.statistics().enable();
       tx.locking().isolationLevel(IsolationLevel.REPEATABLE_READ);
       tx.transaction()
@@ -164,7 +169,7 @@ public final class ReferenceServer {
       cm.defineConfiguration("tx", tx.build());
 
       cm.start();
-      for (String name : new String[]{"default", "multimap", "text", "tx"}) {
+      for (String name : new String[]{"default", "multimap", "near", "text", "tx"}) {
          cm.getCache(name);
       }
       return cm;
