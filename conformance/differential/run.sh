@@ -3,8 +3,10 @@
 # report goes to stdout and to conformance/differential/last-report.txt.
 #
 # Usage: conformance/differential/run.sh [extra differential args, e.g. --verbose]
-# Environment: SKIP_BUILD=1 to reuse existing builds; READY_TIMEOUT seconds to wait for each
-#              server (120); RUN_TIMEOUT seconds for the whole comparison (600).
+# Environment: SKIP_BUILD=1 to reuse existing builds; IRONROD_BIN and DIFFERENTIAL_BIN to use
+#              binaries built elsewhere (both set: no cargo build); READY_TIMEOUT seconds to wait
+#              for each server (120); RUN_TIMEOUT seconds for the whole comparison (600);
+#              FAIL_ON_UNKNOWN=1 to exit 4 when a difference matches no known departure.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -54,9 +56,15 @@ wait_for() { # description seconds pid command...
 port_open() { (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null; }
 
 # ---------------------------------------------------------------- build (one heavy build at a time)
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
+IRONROD_BIN="${IRONROD_BIN:-}"
+DIFFERENTIAL_BIN="${DIFFERENTIAL_BIN:-}"
+if [ "${SKIP_BUILD:-0}" != 1 ] && { [ -z "$IRONROD_BIN" ] || [ -z "$DIFFERENTIAL_BIN" ]; }; then
   log "building ironrod and the harness (cargo, release)"
   (cd "$ROOT" && cargo build --release -q -p ironrod-server -p ironrod-differential) >&2
+fi
+IRONROD_BIN="${IRONROD_BIN:-$ROOT/target/release/ironrod}"
+DIFFERENTIAL_BIN="${DIFFERENTIAL_BIN:-$ROOT/target/release/differential}"
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
   log "building the reference server (maven)"
   (cd "$REF" && timeout 900 mvn -q -B compile dependency:build-classpath \
       -Dmdep.outputFile=target/classpath.txt) >&2
@@ -74,7 +82,7 @@ java -cp "$REF/target/classes:$(cat "$REF/target/classpath.txt")" \
 REF_PID=$!
 
 log "starting ironrod on $HOST:$IRON_PORT"
-"$ROOT/target/release/ironrod" --bind "$HOST:$IRON_PORT" >"$WORK/ironrod.log" 2>&1 &
+"$IRONROD_BIN" --bind "$HOST:$IRON_PORT" >"$WORK/ironrod.log" 2>&1 &
 IRON_PID=$!
 
 if ! wait_for "reference server" "$READY_TIMEOUT" "$REF_PID" grep -q READY-ALL "$WORK/reference.log"; then
@@ -87,7 +95,7 @@ fi
 # ---------------------------------------------------------------- compare
 log "running the comparison"
 set +e
-timeout "$RUN_TIMEOUT" "$ROOT/target/release/differential" \
+timeout "$RUN_TIMEOUT" "$DIFFERENTIAL_BIN" \
   --reference "$HOST:$REF_PORT" --ironrod "$HOST:$IRON_PORT" "$@" >"$WORK/report.txt"
 RC=$?
 set -e
@@ -97,5 +105,11 @@ if [ "$RC" -ne 0 ]; then
   log "differential failed (exit $RC); server logs follow"
   tail -20 "$WORK/reference.log" >&2 || true
   tail -20 "$WORK/ironrod.log" >&2 || true
+fi
+if [ "$RC" -eq 0 ] && [ "${FAIL_ON_UNKNOWN:-0}" = 1 ] \
+   && ! grep -q "(0 not matching a known departure)" "$REPORT"; then
+  log "differences that match no known departure:"
+  grep "DIFF" "$REPORT" | grep -v "\[known:" >&2 || true
+  exit 4
 fi
 exit "$RC"
