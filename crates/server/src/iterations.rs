@@ -21,6 +21,9 @@ pub struct OpenIteration {
     pub include_metadata: bool,
     /// The key-only converter: values are sent empty.
     pub keys_only: bool,
+    /// Report finished segments only when the whole iteration is done (see
+    /// `handler::iteration`), accumulating them here meanwhile.
+    pub defer_finished: Option<Vec<u32>>,
     last_used: Instant,
 }
 
@@ -38,6 +41,7 @@ impl OpenIteration {
             batch_size,
             include_metadata,
             keys_only,
+            defer_finished: None,
             last_used: Instant::now(),
         }
     }

@@ -199,7 +199,10 @@ impl State {
                     ("approximateEntries", s.current_entries),
                     ("approximateEntriesUnique", s.current_entries),
                     ("totalBytesRead", self.bytes_read.load(Ordering::Relaxed)),
-                    ("totalBytesWritten", self.bytes_written.load(Ordering::Relaxed)),
+                    (
+                        "totalBytesWritten",
+                        self.bytes_written.load(Ordering::Relaxed),
+                    ),
                 ];
                 // From 2.4 the reference adds cluster-wide figures, even for a local cache; on
                 // one node they are the local ones.

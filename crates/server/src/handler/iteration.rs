@@ -41,8 +41,11 @@ impl State {
                 let chosen = segments.as_deref().map(segments_of_bitset);
                 let cursor = cache.iterate(chosen.as_deref()).map_err(engine_refusal)?;
                 let batch = (batch_size as usize).clamp(1, MAX_BATCH);
-                let it =
+                let mut it =
                     OpenIteration::new(cache.clone(), cursor, batch, include_metadata, keys_only);
+                if !same_key_type(h, cache.media_type()) {
+                    it.defer_finished = Some(Vec::new());
+                }
                 let id = self.iterations.open(it).ok_or_else(|| {
                     Refusal::server(format!(
                         "org.infinispan.commons.CacheException: too many open iterations (the limit is {})",
@@ -69,7 +72,14 @@ impl State {
                     ));
                 };
                 let entries = it.cache.next_batch(&mut it.cursor, it.batch_size);
-                let finished = bitset_of_segments(&it.cursor.take_finished());
+                let mut finished = it.cursor.take_finished();
+                if let Some(held) = &mut it.defer_finished {
+                    held.append(&mut finished);
+                    if it.cursor.is_finished() {
+                        finished = std::mem::take(held);
+                    }
+                }
+                let finished = bitset_of_segments(&finished);
                 let with_meta = it.include_metadata && h.version >= Version::V2_5;
                 let entries = entries
                     .into_iter()
@@ -105,6 +115,20 @@ impl State {
             ))),
         }
     }
+}
+
+/// Whether the client's keys are in the cache's storage type, so that it hashes them to the same
+/// segments as the server.
+///
+/// Ironrod stores keys as sent and never transcodes (protocol-spec/compatibility.md C19). A
+/// hash-aware Java client hashes each key converted to the storage type the server reported; when
+/// its own key type differs, its segments and the server's disagree, and a segment reported
+/// finished may still deliver keys the client places in it, which the client rejects. Such
+/// iterations report every finished segment at the end instead, after the last entry.
+fn same_key_type(h: &RequestHeader, storage: &str) -> bool {
+    h.key_type
+        .name()
+        .is_none_or(|name| name.eq_ignore_ascii_case(storage))
 }
 
 /// The segments set in a `java.util.BitSet` byte array (byte i holds segments 8i..8i+7, lowest
