@@ -164,18 +164,29 @@ impl Response {
 
     /// Appends the response's bytes to `dst` (the server's side).
     pub fn encode(&self, dst: &mut BytesMut) {
-        dst.put_u8(RESPONSE_MAGIC);
-        dst.put_vlong(self.message_id);
-        dst.put_u8(self.opcode.0);
-        dst.put_u8(self.status.0);
-        match &self.topology {
-            None => dst.put_u8(0),
-            Some(t) => {
-                dst.put_u8(1);
-                t.encode(dst);
-            }
-        }
+        encode_head(
+            self.message_id,
+            self.opcode,
+            self.status,
+            self.topology.as_ref(),
+            dst,
+        );
         self.body.encode(self.version, dst);
+    }
+
+    /// Appends a response whose body is one value (GET, QUERY, EXEC) from a borrowed value:
+    /// the same bytes as a [`Response`] with [`ResponseBody::Value`], without owning the value,
+    /// so that a server can encode a cached value straight from its storage.
+    pub fn encode_value(
+        message_id: u64,
+        opcode: OpCode,
+        status: Status,
+        topology: Option<&Topology>,
+        value: &[u8],
+        dst: &mut BytesMut,
+    ) {
+        encode_head(message_id, opcode, status, topology, dst);
+        dst.put_array(value);
     }
 
     /// Decodes a response whose header (magic, id, opcode) was already read.
@@ -474,6 +485,26 @@ impl ResponseBody {
     }
 }
 
+fn encode_head(
+    message_id: u64,
+    opcode: OpCode,
+    status: Status,
+    topology: Option<&Topology>,
+    dst: &mut BytesMut,
+) {
+    dst.put_u8(RESPONSE_MAGIC);
+    dst.put_vlong(message_id);
+    dst.put_u8(opcode.0);
+    dst.put_u8(status.0);
+    match topology {
+        None => dst.put_u8(0),
+        Some(t) => {
+            dst.put_u8(1);
+            t.encode(dst);
+        }
+    }
+}
+
 fn encode_values(values: &[Bytes], dst: &mut BytesMut) {
     dst.put_vint(len32(values.len()));
     for v in values {
@@ -593,6 +624,46 @@ impl IterationBatch {
             for val in &e.values {
                 dst.put_array(val);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::ServerAddress;
+
+    #[test]
+    fn borrowed_value_encodes_like_an_owned_one() {
+        let topology = Topology {
+            id: 1,
+            servers: vec![ServerAddress {
+                host: "h".into(),
+                port: 11222,
+            }],
+            segments: None,
+        };
+        for t in [None, Some(topology)] {
+            let owned = Response {
+                message_id: 300,
+                version: Version::V4_0,
+                opcode: OpCode::GET_RESPONSE,
+                status: Status::SUCCESS,
+                topology: t.clone(),
+                body: ResponseBody::Value(Bytes::from_static(b"value")),
+            };
+            let mut a = BytesMut::new();
+            owned.encode(&mut a);
+            let mut b = BytesMut::new();
+            Response::encode_value(
+                300,
+                OpCode::GET_RESPONSE,
+                Status::SUCCESS,
+                t.as_ref(),
+                b"value",
+                &mut b,
+            );
+            assert_eq!(a, b);
         }
     }
 }

@@ -134,6 +134,19 @@ impl Cache {
         })
     }
 
+    /// Stores `value` under `key` without copying out the previous entry (a put whose client
+    /// did not ask for the previous value).
+    pub fn set(&self, key: &[u8], value: &[u8], options: &WriteOptions) -> Result<(), EngineError> {
+        self.write(key, options, |_| (Plan::Put(value), ()))
+    }
+
+    /// Calls `f` with the value of `key` while holding the shard's read lock, so a caller can
+    /// encode it straight from storage without a copy; refreshes last-used. `f` must be quick:
+    /// writers of the shard wait for it.
+    pub fn read_value<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        self.read(key, |e| f(e.value()))
+    }
+
     /// Stores every pair (Hot Rod PUT_ALL). Not atomic, like Infinispan's: if the entry bound
     /// stops it, the pairs before the failing one stay stored.
     pub fn put_all<'k>(
@@ -142,7 +155,7 @@ impl Cache {
         options: &WriteOptions,
     ) -> Result<(), EngineError> {
         for (key, value) in entries {
-            self.write(key, options, |_| (Plan::Put(value), ()))?;
+            self.set(key, value, options)?;
         }
         Ok(())
     }
@@ -387,25 +400,33 @@ impl Cache {
 
     /// Runs `f` on the live entry of `key` under the shared lock, refreshing last-used. An
     /// expired entry found here is removed (and published as expired) under the exclusive lock.
+    /// The read path. The clock is read only for mortal entries: most of Keycloak's entries
+    /// have a lifespan, but an immortal hit costs no system call.
     fn read<R>(&self, key: &[u8], f: impl FnOnce(&Entry) -> R) -> Option<R> {
         let kh = self.segments.key_hash(key);
         let shard = self.shard(kh);
-        let now = self.clock.now();
-        {
+        let now = {
             let slab = shard.slab.read();
             match slab.find(kh.table, key) {
                 None => {
                     shard.counters.read(false);
                     return None;
                 }
-                Some(entry) if !entry.is_expired(now) => {
-                    entry.touch(now);
+                Some(entry) if !entry.is_mortal() => {
                     shard.counters.read(true);
                     return Some(f(entry));
                 }
-                Some(_) => {}
+                Some(entry) => {
+                    let now = self.clock.now();
+                    if !entry.is_expired(now) {
+                        entry.touch(now);
+                        shard.counters.read(true);
+                        return Some(f(entry));
+                    }
+                    now
+                }
             }
-        }
+        };
         let mut slab = shard.slab.write();
         self.expire_if_dead(&mut slab, kh, key, now);
         shard.counters.read(false);
@@ -432,9 +453,17 @@ impl Cache {
         decide: impl FnOnce(Option<&Entry>) -> (Plan<'v>, R),
     ) -> Result<R, EngineError> {
         let shard = self.shard(kh);
-        let now = self.clock.now();
+        let lifespan = options.lifespan.resolve(self.config.lifespan);
+        let max_idle = options.max_idle.resolve(self.config.max_idle);
         let mut slab = shard.slab.write();
-        let pos = self.expire_if_dead(&mut slab, kh, key, now);
+        let found = slab.position(kh.table, key);
+        // The clock is read only when an entry involved can expire.
+        let now = match found.and_then(|p| slab.get(p)) {
+            Some(e) if e.is_mortal() => self.clock.now(),
+            _ if lifespan.is_some() || max_idle.is_some() => self.clock.now(),
+            _ => 0,
+        };
+        let pos = self.expire_at(&mut slab, kh, found, now);
         let (plan, outcome) = decide(pos.and_then(|p| slab.get(p)));
         // Transactions' prepare step (lock table, write set, bridge veto) goes here.
         match plan {
@@ -443,14 +472,7 @@ impl Cache {
                 if pos.is_none() {
                     self.reserve_slot()?;
                 }
-                let entry = Entry::new(
-                    key,
-                    value,
-                    self.next_version(),
-                    options.lifespan.resolve(self.config.lifespan),
-                    options.max_idle.resolve(self.config.max_idle),
-                    now,
-                );
+                let entry = Entry::new(key, value, self.next_version(), lifespan, max_idle, now);
                 let (kind, at) = match pos {
                     Some(p) => {
                         slab.replace(p, entry);
@@ -483,7 +505,19 @@ impl Cache {
 
     /// The position of `key`'s live entry; an expired one is removed and published as expired.
     fn expire_if_dead(&self, slab: &mut Slab, kh: KeyHash, key: &[u8], now: u64) -> Option<usize> {
-        let pos = slab.position(kh.table, key)?;
+        let found = slab.position(kh.table, key);
+        self.expire_at(slab, kh, found, now)
+    }
+
+    /// [`Cache::expire_if_dead`] for a position already looked up.
+    fn expire_at(
+        &self,
+        slab: &mut Slab,
+        kh: KeyHash,
+        found: Option<usize>,
+        now: u64,
+    ) -> Option<usize> {
+        let pos = found?;
         if !slab.get(pos).is_some_and(|e| e.is_expired(now)) {
             return Some(pos);
         }

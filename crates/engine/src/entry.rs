@@ -105,6 +105,11 @@ impl Entry {
 
     /// Whether the entry has expired at `now` (Infinispan `ExpiryHelper`: expired once
     /// `now > created + lifespan` or `now > lastUsed + maxIdle`).
+    /// Whether the entry can expire at all; immortal entries need no clock reading.
+    pub(crate) fn is_mortal(&self) -> bool {
+        self.mortal.is_some()
+    }
+
     pub(crate) fn is_expired(&self, now: u64) -> bool {
         let Some(m) = &self.mortal else {
             return false;

@@ -1,6 +1,7 @@
 //! The cache manager: the named caches of one server.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -18,6 +19,8 @@ use crate::error::EngineError;
 pub struct CacheManager {
     clock: Arc<dyn Clock>,
     caches: RwLock<HashMap<String, Arc<Cache>>>,
+    /// Bumped whenever a cache is created or removed, so callers may memoise lookups.
+    generation: AtomicU64,
 }
 
 impl CacheManager {
@@ -26,6 +29,7 @@ impl CacheManager {
         Self {
             clock,
             caches: RwLock::new(HashMap::new()),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -37,6 +41,7 @@ impl CacheManager {
         }
         let cache = Arc::new(Cache::new(name, config, self.clock.clone())?);
         caches.insert(name.to_owned(), cache.clone());
+        self.generation.fetch_add(1, Ordering::Release);
         Ok(cache)
     }
 
@@ -66,11 +71,20 @@ impl CacheManager {
     }
 
     /// Removes the cache called `name` and returns it; holders of its `Arc` may still use it.
+    /// Changes whenever a cache is created or removed: a lookup memoised under one generation
+    /// is valid while the generation is the same.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub fn remove(&self, name: &str) -> Result<Arc<Cache>, EngineError> {
-        self.caches
+        let removed = self
+            .caches
             .write()
             .remove(name)
-            .ok_or_else(|| EngineError::CacheNotFound(name.to_owned()))
+            .ok_or_else(|| EngineError::CacheNotFound(name.to_owned()))?;
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(removed)
     }
 
     /// The names of all caches, sorted.

@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
-use ironrod_engine::WriteOptions;
+use ironrod_engine::{Cache, WriteOptions};
 
 /// A 4.1 put stream being received.
 #[derive(Debug)]
@@ -34,6 +36,9 @@ pub struct Session {
     next_stream_id: i32,
     pub put_streams: HashMap<i32, PutStream>,
     pub get_streams: HashMap<i32, GetStream>,
+    /// The cache the last request named, with the cache manager's generation when it was
+    /// looked up: pipelined requests mostly name the same cache.
+    pub last_cache: Option<(String, u64, Arc<Cache>)>,
 }
 
 impl Session {
@@ -47,6 +52,7 @@ impl Session {
             next_stream_id: 0,
             put_streams: HashMap::new(),
             get_streams: HashMap::new(),
+            last_cache: None,
         }
     }
 

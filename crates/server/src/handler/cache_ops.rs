@@ -7,6 +7,7 @@ use ironrod_engine::{PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodifi
 
 use super::convert::{self, plain_options, write_options};
 use super::{engine_refusal, Outcome, Reply};
+use crate::session::Session;
 use crate::state::State;
 
 /// A previous value for the response; `None` is "no previous entry".
@@ -18,10 +19,10 @@ fn previous(v: Option<&Versioned>) -> ResponseBody {
 }
 
 impl State {
-    pub(super) fn cache_op(&self, h: &RequestHeader, op: Op) -> Outcome {
-        let cache = self.cache(h)?;
+    pub(super) fn cache_op(&self, h: &RequestHeader, op: Op, session: &mut Session) -> Outcome {
+        let cache = self.session_cache(h, session)?;
         let force = h.flags.contains(Flags::FORCE_RETURN_VALUE);
-        let now = self.clock.now();
+        let now = || self.clock.now();
         let with_previous =
             |status_plain: Status, status_prev: Status, prev: Option<&Versioned>| {
                 if force {
@@ -70,7 +71,7 @@ impl State {
                 expiration,
                 value,
             } => {
-                let options = write_options(h, &expiration, now)?;
+                let options = write_options(h, &expiration, &now)?;
                 let prev = cache.put(&key, &value, &options).map_err(engine_refusal)?;
                 // With FORCE_RETURN_VALUE the reference answers "with previous" even for an
                 // absent key, carrying an empty previous value.
@@ -85,7 +86,7 @@ impl State {
                 expiration,
                 value,
             } => {
-                let options = write_options(h, &expiration, now)?;
+                let options = write_options(h, &expiration, &now)?;
                 match cache
                     .put_if_absent(&key, &value, &options)
                     .map_err(engine_refusal)?
@@ -103,7 +104,7 @@ impl State {
                 expiration,
                 value,
             } => {
-                let options = write_options(h, &expiration, now)?;
+                let options = write_options(h, &expiration, &now)?;
                 match cache
                     .replace(&key, &value, &options)
                     .map_err(engine_refusal)?
@@ -120,7 +121,7 @@ impl State {
                 version,
                 value,
             } => {
-                let options = write_options(h, &expiration, now)?;
+                let options = write_options(h, &expiration, &now)?;
                 let outcome = match u64::try_from(version) {
                     Ok(v) => cache
                         .replace_if_unmodified(&key, v, &value, &options)
@@ -233,7 +234,7 @@ impl State {
                 expiration,
                 entries,
             } => {
-                let options = write_options(h, &expiration, now)?;
+                let options = write_options(h, &expiration, &now)?;
                 cache
                     .put_all(
                         entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),

@@ -13,10 +13,11 @@ const THIRTY_DAYS_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// The write options a request asks for: expiration (per its version's rules) and the
 /// skip-listener flag.
+/// `now_ms` is called only for a 2.x duration long enough to be an absolute time.
 pub fn write_options(
     h: &RequestHeader,
     exp: &Expiration,
-    now_ms: u64,
+    now_ms: &dyn Fn() -> u64,
 ) -> Result<WriteOptions, Refusal> {
     let (lifespan, max_idle) = match exp {
         Expiration::Seconds { lifespan, max_idle } => (
@@ -57,7 +58,7 @@ pub fn plain_options(h: &RequestHeader) -> WriteOptions {
 
 /// 2.0/2.1: whole seconds; zero or less is immortal unless the DEFAULT flag asks for the
 /// cache's value.
-fn seconds(value: i32, default_flag: bool, version: Version, now_ms: u64) -> Expiry {
+fn seconds(value: i32, default_flag: bool, version: Version, now_ms: &dyn Fn() -> u64) -> Expiry {
     match u64::try_from(value) {
         Ok(s) if s > 0 => millis(s.saturating_mul(1000), version, now_ms),
         _ if default_flag => Expiry::Default,
@@ -65,7 +66,7 @@ fn seconds(value: i32, default_flag: bool, version: Version, now_ms: u64) -> Exp
     }
 }
 
-fn units(value: &TimeValue, version: Version, now_ms: u64) -> Result<Expiry, Refusal> {
+fn units(value: &TimeValue, version: Version, now_ms: &dyn Fn() -> u64) -> Result<Expiry, Refusal> {
     Ok(match value {
         TimeValue::Default => Expiry::Default,
         TimeValue::Infinite => Expiry::Infinite,
@@ -83,9 +84,9 @@ fn units(value: &TimeValue, version: Version, now_ms: u64) -> Result<Expiry, Ref
 
 /// Applies the 2.x rule: a value above 30 days is an absolute time, of which what remains
 /// counts. From 3.0 every value is a duration.
-fn millis(ms: u64, version: Version, now_ms: u64) -> Expiry {
+fn millis(ms: u64, version: Version, now_ms: &dyn Fn() -> u64) -> Expiry {
     if version.is_2x() && ms > THIRTY_DAYS_MS {
-        Expiry::Millis(ms.saturating_sub(now_ms))
+        Expiry::Millis(ms.saturating_sub(now_ms()))
     } else {
         Expiry::Millis(ms)
     }
@@ -141,10 +142,11 @@ mod tests {
             lifespan: 0,
             max_idle: 5,
         };
-        let o = write_options(&header(Version::V2_0, Flags::DEFAULT_LIFESPAN), &exp, 0).unwrap();
+        let o =
+            write_options(&header(Version::V2_0, Flags::DEFAULT_LIFESPAN), &exp, &|| 0).unwrap();
         assert_eq!(o.lifespan, Expiry::Default);
         assert_eq!(o.max_idle, Expiry::Millis(5000));
-        let o = write_options(&header(Version::V2_1, Flags::default()), &exp, 0).unwrap();
+        let o = write_options(&header(Version::V2_1, Flags::default()), &exp, &|| 0).unwrap();
         assert_eq!(o.lifespan, Expiry::Infinite);
     }
 
@@ -159,16 +161,16 @@ mod tests {
             },
             max_idle: TimeValue::Default,
         };
-        let o = write_options(&header(Version::V2_9, Flags::default()), &exp, now).unwrap();
+        let o = write_options(&header(Version::V2_9, Flags::default()), &exp, &|| now).unwrap();
         assert_eq!(o.lifespan, Expiry::Millis(60_000));
-        let o = write_options(&header(Version::V3_0, Flags::default()), &exp, now).unwrap();
+        let o = write_options(&header(Version::V3_0, Flags::default()), &exp, &|| now).unwrap();
         assert_eq!(o.lifespan, Expiry::Millis(abs_seconds * 1000));
         // 2.x legacy seconds too.
         let exp = Expiration::Seconds {
             lifespan: i32::try_from(abs_seconds).unwrap(),
             max_idle: 0,
         };
-        let o = write_options(&header(Version::V2_0, Flags::default()), &exp, now).unwrap();
+        let o = write_options(&header(Version::V2_0, Flags::default()), &exp, &|| now).unwrap();
         assert_eq!(o.lifespan, Expiry::Millis(60_000));
     }
 
@@ -181,14 +183,14 @@ mod tests {
             },
             max_idle: TimeValue::Infinite,
         };
-        assert!(write_options(&header(Version::V4_0, Flags::default()), &exp, 0).is_err());
+        assert!(write_options(&header(Version::V4_0, Flags::default()), &exp, &|| 0).is_err());
     }
 
     #[test]
     fn skip_listener_flag_is_carried() {
         let h = header(Version::V4_0, Flags::SKIP_LISTENER_NOTIFICATION);
         assert!(
-            write_options(&h, &Expiration::DEFAULT, 0)
+            write_options(&h, &Expiration::DEFAULT, &|| 0)
                 .unwrap()
                 .skip_listener_notification
         );

@@ -41,7 +41,7 @@ impl State {
                 version,
                 chunks,
             } => {
-                let options = write_options(h, &expiration, self.clock.now())?;
+                let options = write_options(h, &expiration, &|| self.clock.now())?;
                 let value: Vec<u8> = chunks.concat();
                 let (status, body) =
                     self.versioned_put(h, &cache, &key, &value, version, &options)?;
@@ -57,7 +57,7 @@ impl State {
                         "java.io.IOException: too many open streams on this connection",
                     ));
                 }
-                let options = write_options(h, &expiration, self.clock.now())?;
+                let options = write_options(h, &expiration, &|| self.clock.now())?;
                 let id = session.next_stream_id();
                 session.put_streams.insert(
                     id,
