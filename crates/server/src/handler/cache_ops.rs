@@ -10,12 +10,23 @@ use super::{engine_refusal, Outcome, Reply};
 use crate::session::Session;
 use crate::state::State;
 
-/// A previous value for the response; `None` is "no previous entry".
-fn previous(v: Option<&Versioned>) -> ResponseBody {
-    ResponseBody::Previous(PreviousValue {
-        metadata: v.map(|v| convert::metadata(&v.metadata)),
-        value: v.map(|v| v.value.clone()).unwrap_or_default(),
-    })
+/// The status and body of a write's answer, as the reference gives them: with
+/// FORCE_RETURN_VALUE the "with previous" status and the previous value (empty, with the absent
+/// metadata block from 4.0, when there was none); without it the plain status alone.
+pub(super) fn write_answer(
+    force: bool,
+    plain: Status,
+    with_previous: Status,
+    prev: Option<&Versioned>,
+) -> (Status, ResponseBody) {
+    if !force {
+        return (plain, ResponseBody::Empty);
+    }
+    let body = ResponseBody::Previous(PreviousValue {
+        metadata: prev.map(|v| convert::metadata(&v.metadata)),
+        value: prev.map(|v| v.value.clone()).unwrap_or_default(),
+    });
+    (with_previous, body)
 }
 
 impl State {
@@ -23,14 +34,10 @@ impl State {
         let cache = self.session_cache(h, session)?;
         let force = h.flags.contains(Flags::FORCE_RETURN_VALUE);
         let now = || self.clock.now();
-        let with_previous =
-            |status_plain: Status, status_prev: Status, prev: Option<&Versioned>| {
-                if force {
-                    Reply::with(status_prev, previous(prev), &cache)
-                } else {
-                    Reply::status(status_plain, &cache)
-                }
-            };
+        let with_previous = |plain: Status, with: Status, prev: Option<&Versioned>| {
+            let (status, body) = write_answer(force, plain, with, prev);
+            Reply::with(status, body, &cache)
+        };
         let reply = match op {
             Op::Get { key } => match cache.get(&key) {
                 Some(v) => Reply::with(Status::SUCCESS, ResponseBody::Value(v), &cache),

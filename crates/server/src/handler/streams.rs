@@ -2,9 +2,10 @@
 //! operations.
 
 use bytes::{Bytes, BytesMut};
-use ironrod_codec::{Flags, Op, PreviousValue, RequestHeader, ResponseBody, Status};
+use ironrod_codec::{Flags, Op, RequestHeader, ResponseBody, Status};
 use ironrod_engine::{PutIfAbsent, ReplaceIfUnmodified, Versioned, WriteOptions};
 
+use super::cache_ops::write_answer;
 use super::convert::{self, write_options};
 use super::{engine_refusal, Outcome, Reply};
 use crate::errors::Refusal;
@@ -181,15 +182,7 @@ impl State {
     ) -> Result<(Status, ResponseBody), Refusal> {
         let force = h.flags.contains(Flags::FORCE_RETURN_VALUE);
         let answer = |plain: Status, with: Status, prev: Option<&Versioned>| {
-            if force {
-                let body = ResponseBody::Previous(PreviousValue {
-                    metadata: prev.map(|p| convert::metadata(&p.metadata)),
-                    value: prev.map(|p| p.value.clone()).unwrap_or_default(),
-                });
-                (with, body)
-            } else {
-                (plain, ResponseBody::Empty)
-            }
+            write_answer(force, plain, with, prev)
         };
         Ok(match version {
             0 => {
