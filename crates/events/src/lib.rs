@@ -1,0 +1,1 @@
+//! Client-listener registry and event queues (work in progress).

@@ -1,0 +1,1 @@
+//! Server-side SASL mechanisms (work in progress).
