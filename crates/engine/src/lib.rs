@@ -12,8 +12,8 @@
 //! and the `ironrod-codec` crate encodes; this crate must not depend on it), listener queues and
 //! filtering (`ironrod-events`), replication (`ironrod-xsite`). Time comes from a [`Clock`].
 //!
-//! **Not yet:** transactions (lock table with acquisition timeouts, write sets, prepare/commit,
-//! the bridge's veto). The write path in [`cache`] decides and applies under the shard lock in
+//! **Not yet:** transactions (write sets, prepare/commit, the bridge's veto); their lock table
+//! with acquisition timeouts is in [`locks`] but no cache path uses it yet. The write path in [`cache`] decides and applies under the shard lock in
 //! two steps so that a prepare step can go between them.
 //!
 //! Layout and memory per entry: see [`entry`]. Concurrency: one shard per segment, each with its
@@ -26,6 +26,7 @@ pub mod entry;
 pub mod error;
 pub mod feed;
 pub mod iteration;
+pub mod locks;
 pub mod manager;
 pub mod metadata;
 pub mod murmur;
@@ -41,6 +42,7 @@ pub use config::CacheConfig;
 pub use error::EngineError;
 pub use feed::{Change, ChangeKind, Subscriber, SubscriptionId};
 pub use iteration::Iteration;
+pub use locks::{LockError, LockGuard, LockOwner, LockTable};
 pub use manager::CacheManager;
 pub use metadata::{CacheEntry, Metadata, Versioned};
 pub use options::{Expiration, WriteOptions};
