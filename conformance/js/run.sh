@@ -77,7 +77,7 @@ fi
 echo "run.sh: ironrod (pid $server_pid) listening on 127.0.0.1:$port" >&2
 
 set +e
-IRONROD_PORT="$port" timeout --kill-after=10 "$suite_timeout" \
+IRONROD_BIN="$bin" IRONROD_PORT="$port" timeout --kill-after=10 "$suite_timeout" \
   node --test --test-concurrency=1 --test-reporter=spec "$@" test/*.test.js
 status=$?
 set -e

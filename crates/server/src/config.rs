@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ironrod_codec::Limits;
@@ -74,6 +74,46 @@ pub struct Config {
     pub caches: BTreeMap<String, CacheSettings>,
     /// A `tracing` filter such as `info` or `ironrod_server=debug`.
     pub log: String,
+    /// SASL authentication (`[security]`); off unless a users file or a seeded user exists.
+    pub security: SecurityConfig,
+}
+
+/// The `[security]` table: where users come from and which SASL mechanisms run.
+///
+/// Authentication is enabled when `users_file` is set or `IRONROD_USER`/`IRONROD_PASSWORD`
+/// seed a user; without either the server stays open, as it always was.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// The users file written by `ironrod user create` (TOML, verifiers only).
+    pub users_file: Option<PathBuf>,
+    /// The SASL server name; DIGEST-MD5 clients send `hotrod/<server_name>` as digest-uri.
+    /// Keycloak and the Java client default to `infinispan`.
+    pub server_name: String,
+    /// DIGEST-MD5 realms, in the order offered; users get a secret for each.
+    pub realms: Vec<String>,
+    /// Mechanisms to offer, in order (IANA names; default: every implemented one, strongest
+    /// first).
+    pub mechanisms: Vec<String>,
+    /// Whether PLAIN may run on a connection without TLS. True by default only because
+    /// Ironrod has no TLS yet, and Keycloak setups that use PLAIN would otherwise break; turn
+    /// it off to offer challenge-response mechanisms only. The default flips once TLS exists.
+    pub plain_in_clear: bool,
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            users_file: None,
+            server_name: "infinispan".to_string(),
+            realms: vec!["default".to_string()],
+            mechanisms: ironrod_sasl::MechanismName::ALL
+                .iter()
+                .map(|m| m.as_str().to_string())
+                .collect(),
+            plain_in_clear: true,
+        }
+    }
 }
 
 /// Frame and field bounds; see `ironrod_codec::Limits`.
@@ -117,6 +157,7 @@ impl Default for Config {
             default_cache: "default".to_string(),
             caches: BTreeMap::new(),
             log: "info".to_string(),
+            security: SecurityConfig::default(),
         }
     }
 }
@@ -199,6 +240,18 @@ impl Config {
                 "default_cache '{}' is not a configured cache",
                 self.default_cache
             )));
+        }
+        for m in &self.security.mechanisms {
+            if ironrod_sasl::MechanismName::parse(m).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "security.mechanisms: unknown SASL mechanism '{m}'"
+                )));
+            }
+        }
+        if self.security.server_name.is_empty() {
+            return Err(ConfigError::Invalid(
+                "security.server_name must not be empty".into(),
+            ));
         }
         Ok(())
     }
@@ -291,5 +344,20 @@ mod tests {
         assert!(e.to_string().contains("unknown"), "{e}");
         let e = Config::from_toml("default_cache = \"nope\"\n").unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
+        let e = Config::from_toml("[security]\nmechanisms = [\"GSSAPI\"]\n").unwrap_err();
+        assert!(e.to_string().contains("GSSAPI"), "{e}");
+    }
+
+    #[test]
+    fn security_table_parses_over_defaults() {
+        let c = Config::from_toml(
+            "[security]\nusers_file = \"u.toml\"\nmechanisms = [\"SCRAM-SHA-512\", \"PLAIN\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.security.users_file, Some(PathBuf::from("u.toml")));
+        assert_eq!(c.security.server_name, "infinispan");
+        assert_eq!(c.security.realms, vec!["default".to_string()]);
+        assert!(c.security.plain_in_clear);
+        assert_eq!(c.security.mechanisms.len(), 2);
     }
 }

@@ -4,6 +4,7 @@
 //! the reference server's statuses), configuration and the command line. The wire format is the
 //! codec's (`ironrod-codec`) and the data is the engine's (`ironrod-engine`).
 
+pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod errors;

@@ -1,12 +1,14 @@
 //! `ironrod`: the command line.
 
+use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use ironrod_server::{server, Config, State};
+use ironrod_sasl::CredentialStore;
+use ironrod_server::{auth, server, Config, State};
 use tracing::{error, info};
 
 /// A Hot Rod data grid server: a drop-in replacement for an external Infinispan server.
@@ -23,6 +25,96 @@ struct Cli {
 enum Command {
     /// Serve Hot Rod (the default when no command is given).
     Serve(ServeArgs),
+    /// Manage the users file that authentication checks against.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Add a user to the users file, or replace it (new salts, new verifiers).
+    Create(CreateUser),
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("secret").required(true).args(["password", "password_stdin"])))]
+struct CreateUser {
+    /// The user name.
+    name: String,
+    /// The password (visible in the process list; prefer --password-stdin).
+    #[arg(long)]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// Roles, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    roles: Vec<String>,
+    /// The users file (default: the configuration's `security.users_file`, else `users.toml`).
+    #[arg(long)]
+    users_file: Option<PathBuf>,
+    /// A TOML configuration file, for `security.users_file` and the DIGEST-MD5 realms.
+    #[arg(long, short = 'c', env = "IRONROD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl CreateUser {
+    /// Exit code 0 on success, 1 when the file cannot be read or written, 2 for bad input.
+    fn run(self) -> ExitCode {
+        let config = match &self.config {
+            Some(path) => match Config::from_file(path) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ironrod: {e}");
+                    return ExitCode::from(2);
+                }
+            },
+            None => Config::default(),
+        };
+        let path = self
+            .users_file
+            .clone()
+            .or_else(|| config.security.users_file.clone())
+            .unwrap_or_else(|| PathBuf::from("users.toml"));
+        let password = match (self.password, self.password_stdin) {
+            (Some(p), _) => p,
+            (None, _) => {
+                let mut line = String::new();
+                if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+                    eprintln!("ironrod: cannot read the password from standard input: {e}");
+                    return ExitCode::from(1);
+                }
+                line.trim_end_matches(['\r', '\n']).to_string()
+            }
+        };
+        let mut store = if path.exists() {
+            match CredentialStore::load(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("ironrod: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        } else {
+            CredentialStore::new()
+        };
+        let roles: Vec<String> = self
+            .roles
+            .into_iter()
+            .map(|r| r.trim().to_string())
+            .filter(|r| !r.is_empty())
+            .collect();
+        if let Err(e) = store.set_user(&self.name, &password, &roles, &config.security.realms) {
+            eprintln!("ironrod: {e}");
+            return ExitCode::from(2);
+        }
+        if let Err(e) = store.save(&path) {
+            eprintln!("ironrod: {e}");
+            return ExitCode::from(1);
+        }
+        println!("user '{}' written to {}", self.name, path.display());
+        ExitCode::SUCCESS
+    }
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -83,6 +175,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::User(UserCommand::Create(create))) => return create.run(),
         None => cli.serve,
     };
     let config = match args.load() {
@@ -114,11 +207,43 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> ExitCode {
     let bind = config.bind;
+    let env_user = std::env::var("IRONROD_USER").ok();
+    let env_password = std::env::var("IRONROD_PASSWORD").ok();
+    let credentials = match auth::load_credentials(
+        &config.security,
+        env_user.as_deref(),
+        env_password.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("cannot load users: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let state = match State::new(config) {
-        Ok(s) => Arc::new(s),
+        Ok(s) => s,
         Err(e) => {
             error!("invalid cache configuration: {e}");
             return ExitCode::from(2);
+        }
+    };
+    let state = match credentials {
+        Some(store) => {
+            let users = store.user_names().count();
+            match state.with_credentials(store) {
+                Ok(s) => {
+                    info!("authentication enabled ({users} users)");
+                    Arc::new(s)
+                }
+                Err(e) => {
+                    error!("cannot enable authentication: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => {
+            info!("authentication disabled: no [security] users_file and no IRONROD_USER");
+            Arc::new(state)
         }
     };
     let listener = match tokio::net::TcpListener::bind(bind).await {

@@ -1,5 +1,5 @@
-//! Per-connection state the protocol needs besides the bytes: the addresses, and the 4.1
-//! streams, which the reference ties to the connection that opened them.
+//! Per-connection state the protocol needs besides the bytes: the addresses, the SASL state,
+//! and the 4.1 streams, which the reference ties to the connection that opened them.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use ironrod_engine::{Cache, WriteOptions};
+
+use crate::auth::AuthState;
 
 /// A 4.1 put stream being received.
 #[derive(Debug)]
@@ -39,6 +41,8 @@ pub struct Session {
     /// The cache the last request named, with the cache manager's generation when it was
     /// looked up: pipelined requests mostly name the same cache.
     pub last_cache: Option<(String, u64, Arc<Cache>)>,
+    /// Authentication belongs to the connection, as in the reference server.
+    pub auth: AuthState,
 }
 
 impl Session {
@@ -53,6 +57,7 @@ impl Session {
             put_streams: HashMap::new(),
             get_streams: HashMap::new(),
             last_cache: None,
+            auth: AuthState::Unauthenticated,
         }
     }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ironrod_codec::Limits;
 use ironrod_engine::{CacheManager, Clock, EngineError, SystemClock};
+use ironrod_sasl::Mechanisms;
 
 use crate::config::Config;
 use crate::iterations::Iterations;
@@ -22,6 +23,9 @@ pub struct State {
     pub started: Instant,
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// The SASL mechanism factory; `None` while authentication is off (see
+    /// [`State::with_credentials`]).
+    pub auth: Option<Mechanisms>,
 }
 
 impl State {
@@ -49,6 +53,7 @@ impl State {
             started: Instant::now(),
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
+            auth: None,
             config,
         })
     }

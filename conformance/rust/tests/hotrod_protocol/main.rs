@@ -14,6 +14,7 @@
     clippy::panic
 )]
 
+mod auth;
 mod client;
 mod common;
 mod connection;

@@ -67,6 +67,16 @@ impl State {
     pub fn handle(&self, req: Request, session: &mut Session, out: &mut BytesMut) {
         let Request { header, op } = req;
         let opcode = op.opcode();
+        if let Some(refusal) = self.gate(opcode, session) {
+            Response::error(
+                header.message_id,
+                header.version,
+                refusal.status,
+                refusal.message,
+            )
+            .encode(out);
+            return;
+        }
         if let Op::Get { key } = &op {
             if header.version.is_known() {
                 match self.get(&header, key, session, out) {
@@ -201,10 +211,11 @@ impl State {
         let opcode = op.opcode();
         match op {
             Op::Ping => self.ping(h),
-            Op::AuthMechList => Ok(Reply::bare(Status::SUCCESS, ResponseBody::Names(Vec::new()))),
-            Op::Auth { .. } => Err(Refusal::server(
-                "java.lang.SecurityException: ISPN006021: Authentication is not enabled on this server",
-            )),
+            Op::AuthMechList => self.auth_mech_list(),
+            Op::Auth {
+                mechanism,
+                response,
+            } => self.auth(&mechanism, &response, session),
             Op::Put { .. }
             | Op::Get { .. }
             | Op::PutIfAbsent { .. }
@@ -239,7 +250,10 @@ impl State {
             | Op::AddBloomFilterListener { .. }
             | Op::UpdateBloomFilter { .. } => {
                 self.cache(h)?;
-                Err(Refusal::unsupported(opcode, "client listeners are not implemented yet"))
+                Err(Refusal::unsupported(
+                    opcode,
+                    "client listeners are not implemented yet",
+                ))
             }
             Op::PrepareTx { .. }
             | Op::PrepareTx2 { .. }
@@ -248,18 +262,25 @@ impl State {
             | Op::ForgetTx { .. }
             | Op::FetchTxRecovery => {
                 self.cache(h)?;
-                Err(Refusal::unsupported(opcode, "remote transactions are not implemented yet"))
+                Err(Refusal::unsupported(
+                    opcode,
+                    "remote transactions are not implemented yet",
+                ))
             }
             Op::Query { .. } => {
                 self.cache(h)?;
                 Err(Refusal::unsupported(opcode, "queries are not implemented"))
             }
-            _ if is_counter(opcode) => {
-                Err(Refusal::unsupported(opcode, "clustered counters are not implemented"))
-            }
+            _ if is_counter(opcode) => Err(Refusal::unsupported(
+                opcode,
+                "clustered counters are not implemented",
+            )),
             _ => {
                 self.cache(h)?;
-                Err(Refusal::unsupported(opcode, "multimaps are not implemented"))
+                Err(Refusal::unsupported(
+                    opcode,
+                    "multimaps are not implemented",
+                ))
             }
         }
     }
