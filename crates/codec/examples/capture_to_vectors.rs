@@ -107,6 +107,16 @@ fn pretty_client(id: &str) -> String {
 }
 
 fn body_kind(b: &ResponseBody) -> String {
+    // SASL steps differ by what the challenge starts with (server-first, SCRAM's final `v=`,
+    // DIGEST-MD5's `rspauth=`), which matters more than its length.
+    if let ResponseBody::Auth {
+        completed,
+        challenge,
+    } = b
+    {
+        let head: String = challenge.iter().take(2).map(|&c| c as char).collect();
+        return format!("Auth {completed} {head}");
+    }
     let dbg = format!("{b:?}");
     dbg.split(|c: char| !c.is_alphanumeric())
         .next()
