@@ -1,9 +1,12 @@
 //! Keyed reads and writes, bulk operations and statistics.
 
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use ironrod_codec::{Flags, Op, PreviousValue, RequestHeader, ResponseBody, Status};
-use ironrod_engine::{PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodified, Versioned};
+use ironrod_engine::{
+    Cache, PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodified, Versioned,
+};
 
 use super::convert::{self, plain_options, write_options};
 use super::{engine_refusal, Outcome, Reply};
@@ -27,6 +30,65 @@ pub(super) fn write_answer(
         value: prev.map(|v| v.value.clone()).unwrap_or_default(),
     });
     (with_previous, body)
+}
+
+/// The outcome of a version-conditional write (replace or remove if unmodified), which the
+/// reference answers the same way for both.
+enum Conditional {
+    NotFound,
+    Mismatch(Versioned),
+    Done(Versioned),
+}
+
+impl Conditional {
+    /// No entry ever has a negative version, so a request carrying one is compared against
+    /// the current entry and can only find a mismatch or nothing.
+    fn against_current(cache: &Cache, key: &[u8]) -> Conditional {
+        match cache.get_with_metadata(key) {
+            None => Conditional::NotFound,
+            Some(current) => Conditional::Mismatch(current),
+        }
+    }
+
+    fn reply(
+        self,
+        with_previous: impl Fn(Status, Status, Option<&Versioned>) -> Reply,
+        cache: &Arc<Cache>,
+    ) -> Reply {
+        match self {
+            Conditional::NotFound => Reply::status(Status::KEY_DOES_NOT_EXIST, cache),
+            Conditional::Mismatch(current) => with_previous(
+                Status::NOT_EXECUTED,
+                Status::NOT_EXECUTED_WITH_PREVIOUS,
+                Some(&current),
+            ),
+            Conditional::Done(previous) => with_previous(
+                Status::SUCCESS,
+                Status::SUCCESS_WITH_PREVIOUS,
+                Some(&previous),
+            ),
+        }
+    }
+}
+
+impl From<ReplaceIfUnmodified> for Conditional {
+    fn from(o: ReplaceIfUnmodified) -> Self {
+        match o {
+            ReplaceIfUnmodified::NotFound => Conditional::NotFound,
+            ReplaceIfUnmodified::VersionMismatch { current } => Conditional::Mismatch(current),
+            ReplaceIfUnmodified::Replaced { previous } => Conditional::Done(previous),
+        }
+    }
+}
+
+impl From<RemoveIfUnmodified> for Conditional {
+    fn from(o: RemoveIfUnmodified) -> Self {
+        match o {
+            RemoveIfUnmodified::NotFound => Conditional::NotFound,
+            RemoveIfUnmodified::VersionMismatch { current } => Conditional::Mismatch(current),
+            RemoveIfUnmodified::Removed { previous } => Conditional::Done(previous),
+        }
+    }
 }
 
 impl State {
@@ -132,26 +194,11 @@ impl State {
                 let outcome = match u64::try_from(version) {
                     Ok(v) => cache
                         .replace_if_unmodified(&key, v, &value, &options)
-                        .map_err(engine_refusal)?,
-                    // No entry ever has a negative version: compare against the current one.
-                    Err(_) => match cache.get_with_metadata(&key) {
-                        None => ReplaceIfUnmodified::NotFound,
-                        Some(current) => ReplaceIfUnmodified::VersionMismatch { current },
-                    },
+                        .map_err(engine_refusal)?
+                        .into(),
+                    Err(_) => Conditional::against_current(&cache, &key),
                 };
-                match outcome {
-                    ReplaceIfUnmodified::NotFound => {
-                        Reply::status(Status::KEY_DOES_NOT_EXIST, &cache)
-                    }
-                    ReplaceIfUnmodified::VersionMismatch { current } => with_previous(
-                        Status::NOT_EXECUTED,
-                        Status::NOT_EXECUTED_WITH_PREVIOUS,
-                        Some(&current),
-                    ),
-                    ReplaceIfUnmodified::Replaced { previous: p } => {
-                        with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p))
-                    }
-                }
+                outcome.reply(with_previous, &cache)
             }
             Op::Remove { key } => match cache
                 .remove(&key, &plain_options(h))
@@ -164,25 +211,11 @@ impl State {
                 let outcome = match u64::try_from(version) {
                     Ok(v) => cache
                         .remove_if_unmodified(&key, v, &plain_options(h))
-                        .map_err(engine_refusal)?,
-                    Err(_) => match cache.get_with_metadata(&key) {
-                        None => RemoveIfUnmodified::NotFound,
-                        Some(current) => RemoveIfUnmodified::VersionMismatch { current },
-                    },
+                        .map_err(engine_refusal)?
+                        .into(),
+                    Err(_) => Conditional::against_current(&cache, &key),
                 };
-                match outcome {
-                    RemoveIfUnmodified::NotFound => {
-                        Reply::status(Status::KEY_DOES_NOT_EXIST, &cache)
-                    }
-                    RemoveIfUnmodified::VersionMismatch { current } => with_previous(
-                        Status::NOT_EXECUTED,
-                        Status::NOT_EXECUTED_WITH_PREVIOUS,
-                        Some(&current),
-                    ),
-                    RemoveIfUnmodified::Removed { previous: p } => {
-                        with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p))
-                    }
-                }
+                outcome.reply(with_previous, &cache)
             }
             Op::Clear => {
                 cache.clear(&plain_options(h)).map_err(engine_refusal)?;
