@@ -14,6 +14,9 @@ set -uo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 IRONROD_BIN="${IRONROD_BIN:-$HERE/../../target/release/ironrod}"
+# Absolute and exported: AuthenticationTest starts its own server with it.
+[ -e "$IRONROD_BIN" ] && IRONROD_BIN="$(cd "$(dirname "$IRONROD_BIN")" && pwd)/$(basename "$IRONROD_BIN")"
+export IRONROD_BIN
 MVN_TIMEOUT="${MVN_TIMEOUT:-900}"
 START_TIMEOUT="${START_TIMEOUT:-30}"
 MVN="${MVN:-mvn}"

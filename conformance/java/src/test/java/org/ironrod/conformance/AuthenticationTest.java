@@ -1,0 +1,222 @@
+package org.ironrod.conformance;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.io.File;
+import java.io.IOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import org.infinispan.client.hotrod.ProtocolVersion;
+import org.infinispan.client.hotrod.RemoteCache;
+import org.infinispan.client.hotrod.RemoteCacheManager;
+import org.infinispan.client.hotrod.configuration.ClientIntelligence;
+import org.infinispan.client.hotrod.configuration.ConfigurationBuilder;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * SASL authentication with the real client, configured as Keycloak configures it, against a second
+ * Ironrod started here with a users file written by {@code ironrod user create}: DIGEST-MD5 (the
+ * remote-store XML: realm {@code default}, server name {@code infinispan}), SCRAM-SHA-512
+ * (Keycloak 26) and PLAIN each authenticate and read/write through a pool of several connections;
+ * a wrong password fails the first operation; a client without credentials gets ISPN006017.
+ *
+ * <p>The server binary comes from {@code -Dironrod.bin} or {@code IRONROD_BIN} (run.sh exports it).
+ */
+class AuthenticationTest {
+   private static final String HOST = "127.0.0.1";
+   private static final String CACHE = "sessions";
+   private static Process server;
+   private static Path dir;
+   private static int port;
+
+   @BeforeAll
+   static void startServer() throws Exception {
+      String bin = System.getProperty("ironrod.bin");
+      if (bin == null || bin.isBlank()) bin = System.getenv("IRONROD_BIN");
+      assertNotNull(bin, "set IRONROD_BIN (or -Dironrod.bin) to the ironrod binary");
+      assertTrue(new File(bin).canExecute(), "not executable: " + bin);
+      dir = Files.createTempDirectory("ironrod-java-auth-");
+      Path users = dir.resolve("users.toml");
+      Process create = new ProcessBuilder(bin, "user", "create", "admin", "--password", "secret",
+            "--roles", "admin", "--users-file", users.toString())
+            .redirectErrorStream(true).redirectOutput(dir.resolve("user-create.log").toFile()).start();
+      assertTrue(create.waitFor(30, TimeUnit.SECONDS), "ironrod user create did not finish");
+      assertEquals(0, create.exitValue(), "ironrod user create failed: "
+            + Files.readString(dir.resolve("user-create.log")));
+      for (int attempt = 1; attempt <= 3; attempt++) {
+         port = freePort();
+         Path config = dir.resolve("ironrod.toml");
+         Files.writeString(config, "bind = \"" + HOST + ":" + port + "\"\n[security]\nusers_file = \""
+               + users.toString().replace("\\", "\\\\").replace("\"", "\\\"") + "\"\n", StandardCharsets.UTF_8);
+         server = new ProcessBuilder(bin, "--config", config.toString(), "--log", "warn")
+               .redirectErrorStream(true).redirectOutput(dir.resolve("server.log").toFile()).start();
+         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+         while (System.nanoTime() < deadline && server.isAlive()) {
+            if (accepts(port)) return;
+            Thread.sleep(100);
+         }
+         server.destroyForcibly();
+         server.waitFor(10, TimeUnit.SECONDS);
+      }
+      fail("ironrod with authentication did not start: " + Files.readString(dir.resolve("server.log")));
+   }
+
+   @AfterAll
+   static void stopServer() throws Exception {
+      if (server != null) {
+         server.destroy();
+         if (!server.waitFor(10, TimeUnit.SECONDS)) {
+            server.destroyForcibly();
+            server.waitFor(10, TimeUnit.SECONDS);
+         }
+         server = null;
+      }
+      if (dir != null) {
+         try (Stream<Path> s = Files.walk(dir)) {
+            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+         }
+      }
+   }
+
+   private static int freePort() throws IOException {
+      try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOST))) {
+         return s.getLocalPort();
+      }
+   }
+
+   private static boolean accepts(int p) {
+      try (Socket s = new Socket()) {
+         s.connect(new InetSocketAddress(HOST, p), 500);
+         return true;
+      } catch (IOException e) {
+         return false;
+      }
+   }
+
+   private static ConfigurationBuilder base(ClientIntelligence intel) {
+      ConfigurationBuilder b = new ConfigurationBuilder();
+      b.addServer().host(HOST).port(port);
+      b.clientIntelligence(intel);
+      b.version(ProtocolVersion.PROTOCOL_VERSION_AUTO);
+      b.marshaller(Ironrod.MARSHALLER);
+      b.connectionTimeout(5_000).socketTimeout(15_000);
+      b.maxRetries(0);
+      b.connectionPool().maxActive(16);
+      return b;
+   }
+
+   /** Keycloak's set-up: mechanism, user, password, realm "default", server name "infinispan". */
+   private static ConfigurationBuilder authenticated(ClientIntelligence intel, String mech, String password) {
+      ConfigurationBuilder b = base(intel);
+      b.security().authentication().enable().saslMechanism(mech).username("admin").password(password)
+            .realm("default").serverName("infinispan");
+      return b;
+   }
+
+   static Stream<Arguments> mechanisms() {
+      return Stream.of("DIGEST-MD5", "SCRAM-SHA-512", "PLAIN")
+            .flatMap(m -> Ironrod.intelligences().map(i -> Arguments.of(m, i)));
+   }
+
+   private static String chain(Throwable t) {
+      StringBuilder sb = new StringBuilder();
+      for (Throwable c = t; c != null; c = c.getCause()) {
+         sb.append(c.getClass().getName()).append(": ").append(c.getMessage()).append(" | ");
+         for (Throwable s : c.getSuppressed()) sb.append("suppressed ").append(s).append(" | ");
+      }
+      return sb.toString();
+   }
+
+   @ParameterizedTest(name = "{0} {1}")
+   @MethodSource("mechanisms")
+   void authenticatesAndReadsWritesThroughAPool(String mech, ClientIntelligence intel) throws Exception {
+      RemoteCacheManager rcm = new RemoteCacheManager(authenticated(intel, mech, "secret").build());
+      ExecutorService pool = Executors.newFixedThreadPool(16);
+      try {
+         RemoteCache<String, String> cache = rcm.getCache(CACHE);
+         assertNotNull(cache, "cache " + CACHE);
+         String prefix = Ironrod.unique("auth-" + mech);
+         cache.put(prefix + "first", "v");
+         assertEquals("v", cache.get(prefix + "first"));
+         // Several connections at once: 16 threads, each putting and reading back its own keys.
+         List<Future<?>> futures = new ArrayList<>();
+         for (int t = 0; t < 16; t++) {
+            int id = t;
+            futures.add(pool.submit(() -> {
+               for (int i = 0; i < 20; i++) {
+                  String k = prefix + id + "-" + i;
+                  cache.put(k, "v" + id + "-" + i);
+                  assertEquals("v" + id + "-" + i, cache.get(k));
+               }
+               return null;
+            }));
+         }
+         for (Future<?> f : futures) f.get(60, TimeUnit.SECONDS);
+         assertEquals("v15-19", cache.get(prefix + "15-19"));
+      } finally {
+         pool.shutdownNow();
+         rcm.stop();
+      }
+   }
+
+   @ParameterizedTest(name = "{0} {1}")
+   @MethodSource("mechanisms")
+   void wrongPasswordFails(String mech, ClientIntelligence intel) {
+      RemoteCacheManager rcm = null;
+      try {
+         rcm = new RemoteCacheManager(authenticated(intel, mech, "wrong").build());
+         RemoteCache<String, String> cache = rcm.getCache(CACHE);
+         assertNotNull(cache, "getCache returned null instead of failing the authentication");
+         cache.put(Ironrod.unique("auth-wrong") + "k", "v");
+         fail(mech + " with a wrong password was accepted");
+      } catch (AssertionError e) {
+         throw e;
+      } catch (Exception expected) {
+         // Any exception on the first operation; every line reports the server's refusal.
+         String all = chain(expected);
+         assertTrue(all.contains("ISPN006024"), "expected ISPN006024 (invalid credentials), got: " + all);
+      } finally {
+         if (rcm != null) rcm.stop();
+      }
+   }
+
+   @Test
+   void noCredentialsIsRefusedWithIspn006017() {
+      RemoteCacheManager rcm = null;
+      try {
+         rcm = new RemoteCacheManager(base(ClientIntelligence.BASIC).build());
+         RemoteCache<String, String> cache = rcm.getCache(CACHE);
+         assertNotNull(cache, "getCache without credentials returned null before any operation");
+         cache.put(Ironrod.unique("auth-none") + "k", "v");
+         fail("put without credentials was accepted");
+      } catch (AssertionError e) {
+         throw e;
+      } catch (Exception e) {
+         String all = chain(e);
+         assertTrue(all.contains("ISPN006017"), "expected ISPN006017, got: " + all);
+      } finally {
+         if (rcm != null) rcm.stop();
+      }
+   }
+}
