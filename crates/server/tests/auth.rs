@@ -7,30 +7,22 @@
     clippy::panic
 )]
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ironrod_codec::{
-    ClientCodec, Expiration, Op, OpCode, Request, RequestHeader, Response, ResponseBody,
-    ServerMessage, Status, Version,
+    Expiration, Op, OpCode, Request, RequestHeader, Response, ResponseBody, Status, Version,
 };
 use ironrod_sasl::CredentialStore;
-use ironrod_server::{server, Config, State};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio_util::codec::{Decoder, Encoder};
+use ironrod_server::{Config, State};
 
+mod common;
+
+use common::{Client, TestServer};
+
+/// PBKDF2 in a debug build is slow: SCRAM and PLAIN exchanges get longer than the default.
 const TIMEOUT: Duration = Duration::from_secs(10);
 const V: Version = Version::V4_0;
-
-struct TestServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-}
 
 /// A server with authentication on: user `alice`, password `secret`, role `admin`.
 async fn start_secured() -> TestServer {
@@ -44,27 +36,7 @@ async fn start_secured() -> TestServer {
         .unwrap()
         .with_credentials(store)
         .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let done = tokio::spawn(server::serve(listener, Arc::new(state), async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        stop: Some(tx),
-        done,
-    }
-}
-
-impl TestServer {
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(TIMEOUT, self.done)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    TestServer::start(state, TIMEOUT).await
 }
 
 fn request(id: u64, op: Op) -> Request {
@@ -104,42 +76,6 @@ fn auth(id: u64, mechanism: &str, response: &[u8]) -> Request {
     )
 }
 
-struct Client {
-    stream: TcpStream,
-    codec: ClientCodec,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            codec: ClientCodec::default(),
-            buf: BytesMut::new(),
-        }
-    }
-
-    async fn call(&mut self, req: Request) -> Response {
-        let mut out = BytesMut::new();
-        self.codec.encode(&req, &mut out).unwrap();
-        self.stream.write_all(&out).await.unwrap();
-        tokio::time::timeout(TIMEOUT, async {
-            loop {
-                if let Some(m) = self.codec.decode(&mut self.buf).unwrap() {
-                    match m {
-                        ServerMessage::Response(r) => return r,
-                        other => panic!("expected a response, got {other:?}"),
-                    }
-                }
-                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
-                assert!(n > 0, "server closed the connection");
-            }
-        })
-        .await
-        .expect("response within the timeout")
-    }
-}
-
 fn assert_error(r: &Response, text: &str) {
     assert_eq!((r.opcode, r.status), (OpCode::ERROR, Status::SERVER_ERROR));
     assert_eq!(r.body, ResponseBody::Error(text.to_string()));
@@ -162,7 +98,7 @@ fn assert_auth(r: &Response, completed: bool, challenge: &[u8]) {
 #[tokio::test]
 async fn unauthenticated_operations_are_refused_but_ping_and_mech_list_pass() {
     let srv = start_secured().await;
-    let mut c = Client::connect(srv.addr).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
     let r = c.call(put(1, "k", "v")).await;
     assert_error(
         &r,
@@ -188,7 +124,7 @@ async fn unauthenticated_operations_are_refused_but_ping_and_mech_list_pass() {
 #[tokio::test]
 async fn plain_succeeds_with_01_00_and_a_redundant_auth_gets_01_00() {
     let srv = start_secured().await;
-    let mut c = Client::connect(srv.addr).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
     assert_auth(
         &c.call(auth(1, "PLAIN", b"\0alice\0secret")).await,
         true,
@@ -208,7 +144,7 @@ async fn plain_succeeds_with_01_00_and_a_redundant_auth_gets_01_00() {
 #[tokio::test]
 async fn wrong_password_is_refused_and_the_connection_stays_usable() {
     let srv = start_secured().await;
-    let mut c = Client::connect(srv.addr).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
     let r = c.call(auth(1, "PLAIN", b"\0alice\0wrong")).await;
     assert_error(
         &r,
@@ -233,7 +169,7 @@ async fn wrong_password_is_refused_and_the_connection_stays_usable() {
 #[tokio::test]
 async fn unknown_mechanism_is_refused_by_name() {
     let srv = start_secured().await;
-    let mut c = Client::connect(srv.addr).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
     let r = c.call(auth(1, "GSSAPI", b"")).await;
     assert_error(
         &r,
@@ -250,7 +186,7 @@ async fn unknown_mechanism_is_refused_by_name() {
 #[tokio::test]
 async fn scram_continues_with_completed_0_and_a_bad_proof_resets() {
     let srv = start_secured().await;
-    let mut c = Client::connect(srv.addr).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
     let r = c
         .call(auth(1, "SCRAM-SHA-256", b"n,,n=alice,r=abcdefgh"))
         .await;
@@ -282,19 +218,8 @@ async fn scram_continues_with_completed_0_and_a_bad_proof_resets() {
 
 #[tokio::test]
 async fn without_users_auth_stays_off() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = Arc::new(State::new(Config::default()).unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let done = tokio::spawn(server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    let srv = TestServer {
-        addr,
-        stop: Some(tx),
-        done,
-    };
-    let mut c = Client::connect(srv.addr).await;
+    let srv = TestServer::start(State::new(Config::default()).unwrap(), TIMEOUT).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
     assert_eq!(
         c.call(request(1, Op::AuthMechList)).await.body,
         ResponseBody::Names(Vec::new())

@@ -9,55 +9,26 @@
 )]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ironrod_codec::{
-    ClientCodec, Expiration, Flags, Intelligence, Op, OpCode, Request, RequestHeader, ResponseBody,
+    Expiration, Flags, Intelligence, Op, OpCode, Request, RequestHeader, ResponseBody,
     ServerMessage, Status, Version,
 };
-use ironrod_server::{server, Config, State};
+use ironrod_server::{Config, State};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio_util::codec::{Decoder, Encoder};
 
-const TIMEOUT: Duration = Duration::from_secs(5);
+mod common;
 
-struct TestServer {
-    addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    done: tokio::task::JoinHandle<()>,
-}
+use common::{Client, TestServer, TIMEOUT};
 
 async fn start() -> TestServer {
     start_with(Config::default()).await
 }
 
 async fn start_with(config: Config) -> TestServer {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let state = Arc::new(State::new(config).unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let done = tokio::spawn(server::serve(listener, state, async {
-        let _ = rx.await;
-    }));
-    TestServer {
-        addr,
-        stop: Some(tx),
-        done,
-    }
-}
-
-impl TestServer {
-    async fn stop(mut self) {
-        let _ = self.stop.take().map(|s| s.send(()));
-        tokio::time::timeout(TIMEOUT, self.done)
-            .await
-            .unwrap()
-            .unwrap();
-    }
+    TestServer::start(State::new(config).unwrap(), TIMEOUT).await
 }
 
 fn header(id: u64, version: Version, cache: &str) -> RequestHeader {
@@ -96,72 +67,6 @@ fn ping(id: u64, version: Version, cache: &str) -> Request {
     Request {
         header: header(id, version, cache),
         op: Op::Ping,
-    }
-}
-
-/// A client connection speaking through the codec's client side.
-struct Client {
-    stream: TcpStream,
-    codec: ClientCodec,
-    buf: BytesMut,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        Client {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            codec: ClientCodec::default(),
-            buf: BytesMut::new(),
-        }
-    }
-
-    fn encode(&mut self, req: &Request) -> BytesMut {
-        let mut out = BytesMut::new();
-        self.codec.encode(req, &mut out).unwrap();
-        out
-    }
-
-    async fn send(&mut self, reqs: &[Request]) {
-        let mut out = BytesMut::new();
-        for r in reqs {
-            out.extend_from_slice(&self.encode(r));
-        }
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    async fn recv(&mut self) -> ServerMessage {
-        tokio::time::timeout(TIMEOUT, async {
-            loop {
-                if let Some(m) = self.codec.decode(&mut self.buf).unwrap() {
-                    return m;
-                }
-                let n = self.stream.read_buf(&mut self.buf).await.unwrap();
-                assert!(n > 0, "server closed the connection");
-            }
-        })
-        .await
-        .expect("response within the timeout")
-    }
-
-    async fn recv_response(&mut self) -> ironrod_codec::Response {
-        match self.recv().await {
-            ServerMessage::Response(r) => r,
-            other => panic!("expected a response, got {other:?}"),
-        }
-    }
-
-    /// Reads until the server closes; returns what was read.
-    async fn until_closed(&mut self) -> BytesMut {
-        tokio::time::timeout(TIMEOUT, async {
-            loop {
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return std::mem::take(&mut self.buf),
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("server closes the connection")
     }
 }
 
