@@ -4,8 +4,8 @@
 //! segment's shard alone: reads under the shard's shared lock (refreshing last-used through an
 //! atomic), writes under its exclusive lock. A write is split into *decide* (look at the live
 //! entry, choose a [`Plan`] and the outcome) and *apply* (version, store, publish), both under the
-//! lock. Transactions will later insert their prepare step — lock table, write set, site-bridge
-//! veto — between the two in [`Cache::write`].
+//! lock. On a transactional cache the write runs as an implicit transaction around the two
+//! steps (key lock, write set, prepare hook; see [`crate::tx`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,6 +23,7 @@ use crate::outcome::{PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodifi
 use crate::segment::{KeyHash, Segments};
 use crate::shard::{Shard, Shards, Slab};
 use crate::stats::Stats;
+use crate::tx::TxState;
 
 /// A named cache. Shared between connections as `Arc<Cache>`; every method takes `&self`.
 pub struct Cache {
@@ -38,10 +39,12 @@ pub struct Cache {
     stored: AtomicU64,
     started: u64,
     feed: ChangeFeed,
+    /// Lock table and prepare hook; `Some` for a transactional cache (see [`crate::tx`]).
+    tx: Option<TxState>,
 }
 
 /// What a write decided to do to its key.
-enum Plan<'v> {
+pub(crate) enum Plan<'v> {
     /// Leave the key alone.
     Keep,
     /// Store this value (creating or replacing the entry).
@@ -60,6 +63,10 @@ impl Cache {
         let segments = config.validate()?;
         let shards = Shards::new(segments.count());
         let started = clock.now();
+        let tx = config
+            .transaction
+            .is_transactional()
+            .then(|| TxState::new(clock.clone()));
         Ok(Self {
             name: name.into(),
             config,
@@ -70,6 +77,7 @@ impl Cache {
             stored: AtomicU64::new(0),
             started,
             feed: ChangeFeed::default(),
+            tx,
         })
     }
 
@@ -154,6 +162,9 @@ impl Cache {
         entries: impl IntoIterator<Item = (&'k [u8], &'k [u8])>,
         options: &WriteOptions,
     ) -> Result<(), EngineError> {
+        if self.tx.is_some() {
+            return self.put_all_in_tx(entries, options);
+        }
         for (key, value) in entries {
             self.set(key, value, options)?;
         }
@@ -394,7 +405,7 @@ impl Cache {
         self.clock.now()
     }
 
-    fn shard(&self, kh: KeyHash) -> &Shard {
+    pub(crate) fn shard(&self, kh: KeyHash) -> &Shard {
         self.shards.of(kh.segment)
     }
 
@@ -442,10 +453,25 @@ impl Cache {
         self.write_hashed(self.segments.key_hash(key), key, options, decide)
     }
 
-    /// The write path: under the shard's exclusive lock, drop an expired entry, let `decide`
-    /// look at the live one, then apply its plan with a fresh version and publish the change
-    /// before the lock is released.
+    /// The write path; on a transactional cache the write is an implicit transaction
+    /// ([`crate::tx`]).
     fn write_hashed<'v, R>(
+        &self,
+        kh: KeyHash,
+        key: &[u8],
+        options: &WriteOptions,
+        decide: impl FnOnce(Option<&Entry>) -> (Plan<'v>, R),
+    ) -> Result<R, EngineError> {
+        match &self.tx {
+            Some(tx) => self.write_in_tx(tx, kh, key, options, decide),
+            None => self.write_plain(kh, key, options, decide),
+        }
+    }
+
+    /// The plain write path: under the shard's exclusive lock, drop an expired entry, let
+    /// `decide` look at the live one, then apply its plan with a fresh version and publish the
+    /// change before the lock is released.
+    pub(crate) fn write_plain<'v, R>(
         &self,
         kh: KeyHash,
         key: &[u8],
@@ -465,7 +491,6 @@ impl Cache {
         };
         let pos = self.expire_at(&mut slab, kh, found, now);
         let (plan, outcome) = decide(pos.and_then(|p| slab.get(p)));
-        // Transactions' prepare step (lock table, write set, bridge veto) goes here.
         match plan {
             Plan::Keep => {}
             Plan::Put(value) => {
@@ -504,7 +529,13 @@ impl Cache {
     }
 
     /// The position of `key`'s live entry; an expired one is removed and published as expired.
-    fn expire_if_dead(&self, slab: &mut Slab, kh: KeyHash, key: &[u8], now: u64) -> Option<usize> {
+    pub(crate) fn expire_if_dead(
+        &self,
+        slab: &mut Slab,
+        kh: KeyHash,
+        key: &[u8],
+        now: u64,
+    ) -> Option<usize> {
         let found = slab.position(kh.table, key);
         self.expire_at(slab, kh, found, now)
     }
@@ -527,14 +558,14 @@ impl Cache {
         None
     }
 
-    fn remove_at(&self, slab: &mut Slab, hash: u64, pos: usize) -> Option<Entry> {
+    pub(crate) fn remove_at(&self, slab: &mut Slab, hash: u64, pos: usize) -> Option<Entry> {
         let entry = slab.remove(hash, pos)?;
         self.stored.fetch_sub(1, Ordering::Relaxed);
         Some(entry)
     }
 
     /// Counts one more stored entry, unless the cache is at its bound.
-    fn reserve_slot(&self) -> Result<(), EngineError> {
+    pub(crate) fn reserve_slot(&self) -> Result<(), EngineError> {
         let Some(bound) = self.config.max_entries else {
             self.stored.fetch_add(1, Ordering::Relaxed);
             return Ok(());
@@ -550,11 +581,26 @@ impl Cache {
             })
     }
 
-    fn next_version(&self) -> u64 {
+    /// The transactional state, if the cache is transactional.
+    pub(crate) fn tx(&self) -> Option<&TxState> {
+        self.tx.as_ref()
+    }
+
+    /// Counts `n` more stored entries without checking the bound.
+    pub(crate) fn count_stored(&self, n: u64) {
+        self.stored.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Returns `n` slots counted but not used.
+    pub(crate) fn count_stored_release(&self, n: u64) {
+        self.stored.fetch_sub(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn next_version(&self) -> u64 {
         self.next_version.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn publish(&self, kind: ChangeKind, entry: &Entry, version: u64, skip: bool) {
+    pub(crate) fn publish(&self, kind: ChangeKind, entry: &Entry, version: u64, skip: bool) {
         self.feed.publish(&Change {
             kind,
             key: entry.key(),
@@ -566,7 +612,7 @@ impl Cache {
     }
 
     /// Publishes the removal of `entry` under a fresh version (see [`Change::version`]).
-    fn publish_removal(&self, kind: ChangeKind, entry: &Entry, skip: bool) {
+    pub(crate) fn publish_removal(&self, kind: ChangeKind, entry: &Entry, skip: bool) {
         self.publish(kind, entry, self.next_version(), skip);
     }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::error::EngineError;
 use crate::segment::{Segments, DEFAULT_SEGMENTS};
+use crate::tx_config::TxConfig;
 
 /// The configuration of one cache.
 ///
@@ -26,6 +27,8 @@ pub struct CacheConfig {
     pub segments: u32,
     /// The most entries the cache may hold; `None` is unbounded.
     pub max_entries: Option<u64>,
+    /// Transaction mode, locking, acquire timeout and isolation; not transactional by default.
+    pub transaction: TxConfig,
 }
 
 impl CacheConfig {
@@ -51,6 +54,7 @@ impl Default for CacheConfig {
             reaper_interval: Duration::from_secs(60),
             segments: DEFAULT_SEGMENTS,
             max_entries: None,
+            transaction: TxConfig::default(),
         }
     }
 }

@@ -1,5 +1,9 @@
 //! The engine's error type.
 
+use bytes::Bytes;
+
+use crate::locks::LockError;
+
 /// Why an engine operation failed.
 ///
 /// Each variant maps to a Hot Rod error response in the server; none is caused by a bug the
@@ -33,5 +37,25 @@ pub enum EngineError {
         segment: u32,
         /// The cache's segment count.
         count: u32,
+    },
+    /// A key stayed locked by another transaction for the whole acquire timeout (at once, for
+    /// a zero timeout); the text is Infinispan's `ISPN000299`.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A transaction's expectation about a key (absent, or the version it read) no longer held
+    /// at prepare.
+    #[error("write skew detected on key {}", .key.escape_ascii())]
+    WriteSkew {
+        /// The key whose committed state changed.
+        key: Bytes,
+    },
+    /// The prepare hook (the site bridge) refused the transaction.
+    #[error("transaction vetoed at prepare: {0}")]
+    Vetoed(String),
+    /// A transactional operation on a cache that is not transactional.
+    #[error("cache {cache} is not transactional")]
+    NotTransactional {
+        /// The cache's name.
+        cache: String,
     },
 }

@@ -12,9 +12,10 @@
 //! and the `ironrod-codec` crate encodes; this crate must not depend on it), listener queues and
 //! filtering (`ironrod-events`), replication (`ironrod-xsite`). Time comes from a [`Clock`].
 //!
-//! **Not yet:** transactions (write sets, prepare/commit, the bridge's veto); their lock table
-//! with acquisition timeouts is in [`locks`] but no cache path uses it yet. The write path in [`cache`] decides and applies under the shard lock in
-//! two steps so that a prepare step can go between them.
+//! **Transactions:** a cache configured transactional ([`TxConfig`]) runs every write as an
+//! implicit transaction over the [`locks`] table (zero-timeout pessimistic locks), with a
+//! private [`write_set`], a [`PrepareHook`] where the site bridge can veto, and commit or
+//! rollback; Hot Rod remote transactions use [`Cache::prepare`] and [`PreparedTx`]. See [`tx`].
 //!
 //! Layout and memory per entry: see [`entry`]. Concurrency: one shard per segment, each with its
 //! own lock; see [`shard`].
@@ -35,6 +36,9 @@ pub mod outcome;
 pub mod segment;
 pub mod shard;
 pub mod stats;
+pub mod tx;
+pub mod tx_config;
+pub mod write_set;
 
 pub use cache::Cache;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -49,3 +53,6 @@ pub use options::{Expiration, WriteOptions};
 pub use outcome::{PutIfAbsent, RemoveIfUnmodified, Replace, ReplaceIfUnmodified};
 pub use segment::Segments;
 pub use stats::Stats;
+pub use tx::{PrepareHook, PreparedTx, Veto};
+pub use tx_config::{Isolation, LockingMode, ParseSettingError, TxConfig, TxMode};
+pub use write_set::{Action, Expect, TxWrite, WriteSet};
