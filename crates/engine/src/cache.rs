@@ -464,24 +464,27 @@ impl Cache {
     ) -> Result<R, EngineError> {
         match &self.tx {
             Some(tx) => self.write_in_tx(tx, kh, key, options, decide),
-            None => self.write_plain(kh, key, options, decide),
+            None => self.write_plain(kh, key, options, || Ok(()), decide),
         }
     }
 
-    /// The plain write path: under the shard's exclusive lock, drop an expired entry, let
-    /// `decide` look at the live one, then apply its plan with a fresh version and publish the
-    /// change before the lock is released.
-    pub(crate) fn write_plain<'v, R>(
+    /// The plain write path: under the shard's exclusive lock, pass `gate` (a transaction's
+    /// key lock, held until the write is done), drop an expired entry, let `decide` look at the
+    /// live one, then apply its plan with a fresh version and publish the change before the
+    /// lock is released.
+    pub(crate) fn write_plain<'v, R, G>(
         &self,
         kh: KeyHash,
         key: &[u8],
         options: &WriteOptions,
+        gate: impl FnOnce() -> Result<G, EngineError>,
         decide: impl FnOnce(Option<&Entry>) -> (Plan<'v>, R),
     ) -> Result<R, EngineError> {
         let shard = self.shard(kh);
         let lifespan = options.lifespan.resolve(self.config.lifespan);
         let max_idle = options.max_idle.resolve(self.config.max_idle);
         let mut slab = shard.slab.write();
+        let _gate = gate()?;
         let found = slab.position(kh.table, key);
         // The clock is read only when an entry involved can expire.
         let now = match found.and_then(|p| slab.get(p)) {

@@ -139,11 +139,18 @@ impl Cache {
     ) -> Result<R, EngineError> {
         let owner = tx.owner();
         let locked = Bytes::copy_from_slice(key);
-        let _guard =
-            tx.locks
-                .lock_guard(owner, &locked, self.config().transaction.acquire_timeout)?;
-        let Some(hook) = tx.hook() else {
-            return self.write_plain(kh, key, options, decide);
+        let timeout = self.config().transaction.acquire_timeout;
+        let hook = tx.hook();
+        if hook.is_none() && timeout.is_zero() {
+            // Lock, (no-op) prepare and commit inside one shard critical section: the key lock
+            // is tried, never waited for, so single writes serialise on the shard lock and
+            // only conflict with transactions that hold keys across it.
+            let gate = || Ok(tx.locks.lock_guard(owner, &locked, timeout)?);
+            return self.write_plain(kh, key, options, gate, decide);
+        }
+        let _guard = tx.locks.lock_guard(owner, &locked, timeout)?;
+        let Some(hook) = hook else {
+            return self.write_plain(kh, key, options, || Ok(()), decide);
         };
         let (plan, outcome, exists) = {
             let mut slab = self.shard(kh).slab.write();
@@ -713,6 +720,55 @@ mod tests {
         );
         assert!(cache.set_prepare_hook(None).is_err());
         cache.put(b"k", b"1", &W).unwrap();
+        assert_eq!(cache.locked_keys(), 0);
+    }
+
+    #[test]
+    fn single_writes_serialise_instead_of_failing_each_other() {
+        let (cache, _) = keycloak();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let cache = cache.clone();
+                std::thread::spawn(move || {
+                    for i in 0..2_000u32 {
+                        cache.put(b"hot", &i.to_be_bytes(), &W).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(cache.locked_keys(), 0);
+    }
+
+    #[test]
+    fn a_positive_timeout_waits_for_the_holder_to_commit() {
+        let cache = Arc::new(
+            Cache::new(
+                "w",
+                CacheConfig {
+                    transaction: TxConfig {
+                        acquire_timeout: Duration::from_secs(5),
+                        ..TxConfig::KEYCLOAK
+                    },
+                    ..CacheConfig::default()
+                },
+                Arc::new(SystemClock),
+            )
+            .unwrap(),
+        );
+        let held = cache.prepare(vec![put("k", "first")]).unwrap();
+        let writer = {
+            let cache = cache.clone();
+            std::thread::spawn(move || cache.put(b"k", b"second", &W).map(|_| ()))
+        };
+        while cache.tx().unwrap().locks.waiting(b"k") == 0 {
+            std::thread::yield_now();
+        }
+        held.commit();
+        writer.join().unwrap().unwrap();
+        assert_eq!(cache.get(b"k").unwrap(), &b"second"[..]);
         assert_eq!(cache.locked_keys(), 0);
     }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ironrod_codec::Limits;
-use ironrod_engine::CacheConfig;
+use ironrod_engine::{CacheConfig, Isolation, LockingMode, TxConfig, TxMode};
 use serde::Deserialize;
 
 /// The caches every Ironrod has, with the media type each reports.
@@ -29,6 +29,16 @@ pub const PREDEFINED_CACHES: &[(&str, &str)] = &[
     ("authenticationSessions", CacheConfig::PROTOSTREAM),
     ("___protobuf_metadata", "text/plain"),
 ];
+
+/// Keycloak's caches are transactional as the cross-site seeds configure them
+/// (`NON_DURABLE_XA`, `PESSIMISTIC`, acquire timeout 0; `../shared/reference/keycloak-needs.md`
+/// §5); `default` and the protobuf schema cache are not.
+fn predefined_transaction(name: &str) -> TxConfig {
+    match name {
+        "default" | "___protobuf_metadata" => TxConfig::default(),
+        _ => TxConfig::KEYCLOAK,
+    }
+}
 
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -141,6 +151,14 @@ pub struct CacheSettings {
     pub reaper_interval_ms: Option<u64>,
     pub segments: Option<u32>,
     pub max_entries: Option<u64>,
+    /// `NONE`, `NON_XA`, `NON_DURABLE_XA` or `FULL_XA` (treated as `NON_DURABLE_XA`).
+    pub transaction_mode: Option<String>,
+    /// `PESSIMISTIC` or `OPTIMISTIC`.
+    pub locking: Option<String>,
+    /// How long a write waits for a locked key; 0 fails at once.
+    pub acquire_timeout_ms: Option<u64>,
+    /// `READ_COMMITTED` or `REPEATABLE_READ`.
+    pub isolation: Option<String>,
 }
 
 impl Default for Config {
@@ -223,6 +241,22 @@ impl Config {
                 "max_connections must be at least 1".into(),
             ));
         }
+        for (name, s) in &self.caches {
+            let bad = [
+                s.transaction_mode
+                    .as_deref()
+                    .and_then(|m| m.parse::<TxMode>().err()),
+                s.locking
+                    .as_deref()
+                    .and_then(|m| m.parse::<LockingMode>().err()),
+                s.isolation
+                    .as_deref()
+                    .and_then(|m| m.parse::<Isolation>().err()),
+            ];
+            if let Some(e) = bad.into_iter().flatten().next() {
+                return Err(ConfigError::Invalid(format!("cache '{name}': {e}")));
+            }
+        }
         for (name, cache) in self.cache_configs() {
             if !cache.segments.is_power_of_two() {
                 return Err(ConfigError::Invalid(format!(
@@ -268,6 +302,7 @@ impl Config {
             .map(|(name, media)| {
                 let config = CacheConfig {
                     media_type: (*media).to_string(),
+                    transaction: predefined_transaction(name),
                     ..CacheConfig::default()
                 };
                 ((*name).to_string(), config)
@@ -292,6 +327,20 @@ impl Config {
             }
             if s.max_entries.is_some() {
                 c.max_entries = s.max_entries;
+            }
+            // Invalid names are reported by `validate`.
+            let tx = &mut c.transaction;
+            if let Some(Ok(mode)) = s.transaction_mode.as_deref().map(str::parse) {
+                tx.mode = mode;
+            }
+            if let Some(Ok(locking)) = s.locking.as_deref().map(str::parse) {
+                tx.locking = locking;
+            }
+            if let Some(ms) = s.acquire_timeout_ms {
+                tx.acquire_timeout = Duration::from_millis(ms);
+            }
+            if let Some(Ok(isolation)) = s.isolation.as_deref().map(str::parse) {
+                tx.isolation = isolation;
             }
         }
         out.into_iter().collect()

@@ -43,6 +43,8 @@ pub struct Session {
     pub last_cache: Option<(String, u64, Arc<Cache>)>,
     /// Authentication belongs to the connection, as in the reference server.
     pub auth: AuthState,
+    /// Remote transactions this connection prepared; rolled back if it closes first.
+    pub transactions: Option<crate::handler::tx::SessionTransactions>,
 }
 
 impl Session {
@@ -58,6 +60,7 @@ impl Session {
             get_streams: HashMap::new(),
             last_cache: None,
             auth: AuthState::Unauthenticated,
+            transactions: None,
         }
     }
 

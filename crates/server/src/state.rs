@@ -26,6 +26,8 @@ pub struct State {
     /// The SASL mechanism factory; `None` while authentication is off (see
     /// [`State::with_credentials`]).
     pub auth: Option<Mechanisms>,
+    /// Hot Rod remote transactions, by cache and XID.
+    pub transactions: Arc<crate::handler::tx::Transactions>,
 }
 
 impl State {
@@ -54,6 +56,7 @@ impl State {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             auth: None,
+            transactions: Arc::default(),
             config,
         })
     }

@@ -10,6 +10,7 @@ mod cache_ops;
 pub mod convert;
 mod iteration;
 mod streams;
+pub mod tx;
 
 use std::sync::Arc;
 
@@ -94,25 +95,26 @@ impl State {
                 }
             }
         }
-        let response = match self.dispatch(&header, op, session) {
-            Ok(reply) => Response {
-                message_id: header.message_id,
-                version: header.version,
-                opcode: opcode.response(),
-                status: reply.status,
-                topology: reply
-                    .cache
-                    .as_deref()
-                    .and_then(|c| self.topology(&header, c, session)),
-                body: reply.body,
-            },
-            Err(refusal) => Response::error(
-                header.message_id,
-                header.version,
-                refusal.status,
-                refusal.message,
-            ),
-        };
+        let response =
+            match tx::guard_waits(self, &header, session, |s| self.dispatch(&header, op, s)) {
+                Ok(reply) => Response {
+                    message_id: header.message_id,
+                    version: header.version,
+                    opcode: opcode.response(),
+                    status: reply.status,
+                    topology: reply
+                        .cache
+                        .as_deref()
+                        .and_then(|c| self.topology(&header, c, session)),
+                    body: reply.body,
+                },
+                Err(refusal) => Response::error(
+                    header.message_id,
+                    header.version,
+                    refusal.status,
+                    refusal.message,
+                ),
+            };
         response.encode(out);
     }
 
@@ -260,13 +262,7 @@ impl State {
             | Op::CommitTx { .. }
             | Op::RollbackTx { .. }
             | Op::ForgetTx { .. }
-            | Op::FetchTxRecovery => {
-                self.cache(h)?;
-                Err(Refusal::unsupported(
-                    opcode,
-                    "remote transactions are not implemented yet",
-                ))
-            }
+            | Op::FetchTxRecovery => self.tx_op(h, op, session),
             Op::Query { .. } => {
                 self.cache(h)?;
                 Err(Refusal::unsupported(opcode, "queries are not implemented"))
@@ -339,12 +335,19 @@ pub const SUPPORTED: &[OpCode] = &[
     OpCode::GET_STREAM_START,
     OpCode::GET_STREAM_NEXT,
     OpCode::GET_STREAM_END,
+    OpCode::PREPARE_TX,
+    OpCode::COMMIT_TX,
+    OpCode::ROLLBACK_TX,
+    OpCode::FORGET_TX,
+    OpCode::FETCH_TX_RECOVERY,
+    OpCode::PREPARE_TX_2,
 ];
 
 /// An engine failure as the client sees it.
 pub(crate) fn engine_refusal(e: EngineError) -> Refusal {
     match e {
         EngineError::CacheNotFound(name) => Refusal::cache_not_found(&name),
+        EngineError::Lock(lock) => Refusal::server(tx::lock_conflict_text(&lock)),
         other => Refusal::server(format!("org.infinispan.commons.CacheException: {other}")),
     }
 }
