@@ -39,6 +39,7 @@ use crate::state::State;
 pub mod xa {
     pub const XA_OK: i32 = 0;
     pub const XA_RDONLY: i32 = 3;
+    pub const XA_HEURMIX: i32 = 5;
     pub const XA_HEURRB: i32 = 6;
     pub const XA_HEURCOM: i32 = 7;
     pub const XA_RBROLLBACK: i32 = 100;
@@ -54,13 +55,21 @@ const MAX_FINISHED: usize = 16_384;
 /// from its list.
 const SESSION_PRUNE: usize = 64;
 
-/// A transaction's identity: the cache it writes and its XID.
+/// A transaction's identity: its XID (format, global id, branch qualifier). One transaction
+/// may write several caches, each prepared by its own PREPARE; COMMIT and ROLLBACK carry no
+/// cache name and finish every cache's part, as the reference's global transaction table does.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxKey {
-    cache: String,
+pub struct XidKey {
     format_id: i32,
     global_id: Bytes,
     branch_qualifier: Bytes,
+}
+
+/// One cache's part of a transaction, as a connection prepared it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartKey {
+    xid: XidKey,
+    cache: String,
 }
 
 /// Every remote transaction the server knows of.
@@ -74,22 +83,28 @@ pub struct Transactions {
 #[derive(Debug)]
 pub struct SessionTransactions {
     registry: Arc<Transactions>,
-    prepared: Vec<TxKey>,
+    prepared: Vec<PartKey>,
 }
 
 #[derive(Debug, Default)]
 struct Table {
-    records: HashMap<TxKey, Record>,
-    /// Finished transactions, oldest first, for the bound.
-    finished: VecDeque<TxKey>,
+    /// By XID, then by cache.
+    records: HashMap<XidKey, Global>,
+    /// Transactions with every part finished, oldest first, for the bound.
+    finished: VecDeque<XidKey>,
+}
+
+#[derive(Debug)]
+struct Global {
+    xid: Xid,
+    parts: HashMap<String, Record>,
 }
 
 #[derive(Debug)]
 enum Record {
     Prepared {
         tx: PreparedTx,
-        xid: Xid,
-        /// Epoch milliseconds after which the transaction is rolled back.
+        /// Epoch milliseconds after which the part is rolled back.
         deadline: u64,
     },
     Committed,
@@ -109,6 +124,21 @@ impl State {
         if let Op::FetchTxRecovery = op {
             let xids = self.transactions.prepared(self.clock.now());
             return Ok(Reply::bare(Status::SUCCESS, ResponseBody::Xids(xids)));
+        }
+        let now = self.clock.now();
+        let finished = |code: i32| Ok(Reply::bare(Status::SUCCESS, ResponseBody::XaCode(code)));
+        match op {
+            Op::CommitTx { xid } => {
+                return finished(self.transactions.finish(&xid, Finish::Commit, now));
+            }
+            Op::RollbackTx { xid } => {
+                return finished(self.transactions.finish(&xid, Finish::Rollback, now));
+            }
+            Op::ForgetTx { xid } => {
+                self.transactions.forget(&xid_key(&xid));
+                return Ok(Reply::bare(Status::SUCCESS, ResponseBody::Empty));
+            }
+            _ => {}
         }
         let cache = self.cache(h)?;
         let reply = |code: i32| {
@@ -150,20 +180,6 @@ impl State {
                     self.prepare(h, &cache, xid, one_phase, timeout, &modifications, session)?;
                 code.map_or_else(|| Ok(Reply::status(Status::NOT_EXECUTED, &cache)), reply)
             }
-            Op::CommitTx { xid } => reply(self.transactions.finish(
-                key(&cache, &xid),
-                Finish::Commit,
-                self.clock.now(),
-            )),
-            Op::RollbackTx { xid } => reply(self.transactions.finish(
-                key(&cache, &xid),
-                Finish::Rollback,
-                self.clock.now(),
-            )),
-            Op::ForgetTx { xid } => {
-                self.transactions.forget(&key(&cache, &xid));
-                Ok(Reply::status(Status::SUCCESS, &cache))
-            }
             _ => Err(Refusal::server("not a transaction operation")),
         }
     }
@@ -196,14 +212,17 @@ impl State {
         if writes.is_empty() {
             return Ok(Some(xa::XA_RDONLY));
         }
-        let key = key(cache, &xid);
-        if self.transactions.knows(&key, self.clock.now()) {
+        let part = PartKey {
+            xid: xid_key(&xid),
+            cache: cache.name().to_owned(),
+        };
+        if self.transactions.knows(&part, self.clock.now()) {
             return Ok(None);
         }
         let code = match cache.prepare(writes) {
             Ok(tx) if one_phase => {
                 tx.commit();
-                self.transactions.record(key, Record::Committed);
+                self.transactions.record(&xid, &part, Record::Committed);
                 xa::XA_OK
             }
             Ok(tx) => {
@@ -212,14 +231,14 @@ impl State {
                     .now()
                     .saturating_add(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
                 self.transactions
-                    .record(key.clone(), Record::Prepared { tx, xid, deadline });
+                    .record(&xid, &part, Record::Prepared { tx, deadline });
                 session
                     .transactions
                     .get_or_insert_with(|| SessionTransactions {
                         registry: self.transactions.clone(),
                         prepared: Vec::new(),
                     })
-                    .add(key);
+                    .add(part);
                 xa::XA_OK
             }
             Err(
@@ -228,7 +247,7 @@ impl State {
                 | EngineError::Vetoed(_)
                 | EngineError::EntryBoundReached { .. },
             ) => {
-                self.transactions.record(key, Record::RolledBack);
+                self.transactions.record(&xid, &part, Record::RolledBack);
                 xa::XA_RBROLLBACK
             }
             Err(_) => xa::XAER_RMERR,
@@ -282,111 +301,153 @@ pub(crate) fn lock_conflict_text(e: &ironrod_engine::LockError) -> String {
 }
 
 impl Transactions {
-    /// The XIDs of prepared, unexpired transactions (FETCH_TX_RECOVERY).
+    /// The XIDs with a prepared, unexpired part (FETCH_TX_RECOVERY).
     fn prepared(&self, now: u64) -> Vec<Xid> {
         self.expire(now);
         let table = self.inner.lock();
-        let mut xids: Vec<Xid> = Vec::new();
-        for record in table.records.values() {
-            if let Record::Prepared { xid, .. } = record {
-                if !xids.contains(xid) {
-                    xids.push(xid.clone());
-                }
-            }
-        }
-        xids
+        table
+            .records
+            .values()
+            .filter(|g| g.parts.values().any(Record::is_prepared))
+            .map(|g| g.xid.clone())
+            .collect()
     }
 
-    fn knows(&self, key: &TxKey, now: u64) -> bool {
+    fn knows(&self, part: &PartKey, now: u64) -> bool {
         self.expire(now);
-        self.inner.lock().records.contains_key(key)
+        self.inner
+            .lock()
+            .records
+            .get(&part.xid)
+            .is_some_and(|g| g.parts.contains_key(&part.cache))
     }
 
-    fn record(&self, key: TxKey, record: Record) {
+    fn record(&self, xid: &Xid, part: &PartKey, record: Record) {
         let mut table = self.inner.lock();
-        let finished = !matches!(record, Record::Prepared { .. });
-        table.records.insert(key.clone(), record);
-        if finished {
-            table.remember_finished(key);
+        let global = table
+            .records
+            .entry(part.xid.clone())
+            .or_insert_with(|| Global {
+                xid: xid.clone(),
+                parts: HashMap::new(),
+            });
+        global.parts.insert(part.cache.clone(), record);
+        if !global.parts.values().any(Record::is_prepared) {
+            table.remember_finished(part.xid.clone());
         }
     }
 
-    /// Commits or rolls back a transaction; the XA code for the client.
-    fn finish(&self, key: TxKey, how: Finish, now: u64) -> i32 {
+    /// Commits or rolls back every part of a transaction; the XA code for the client.
+    fn finish(&self, xid: &Xid, how: Finish, now: u64) -> i32 {
         self.expire(now);
-        let prepared = {
+        let key = xid_key(xid);
+        let (prepared, mut committed, mut rolled_back) = {
             let mut table = self.inner.lock();
-            match table.records.remove(&key) {
-                None => return xa::XAER_NOTA,
-                Some(Record::Prepared { tx, .. }) => tx,
-                Some(done @ (Record::Committed | Record::RolledBack)) => {
-                    let code = match (&done, how) {
-                        (Record::Committed, Finish::Commit)
-                        | (Record::RolledBack, Finish::Rollback) => xa::XA_OK,
-                        (Record::RolledBack, Finish::Commit) => xa::XA_HEURRB,
-                        _ => xa::XA_HEURCOM,
-                    };
-                    table.records.insert(key, done);
-                    return code;
+            let Some(global) = table.records.get_mut(&key) else {
+                return xa::XAER_NOTA;
+            };
+            let mut prepared = Vec::new();
+            let (mut committed, mut rolled_back) = (0, 0);
+            for (cache, record) in global.parts.iter_mut() {
+                match record {
+                    Record::Committed => committed += 1,
+                    Record::RolledBack => rolled_back += 1,
+                    Record::Prepared { .. } => {
+                        let done = match how {
+                            Finish::Commit => Record::Committed,
+                            Finish::Rollback => Record::RolledBack,
+                        };
+                        if let Record::Prepared { tx, .. } = std::mem::replace(record, done) {
+                            prepared.push((cache.clone(), tx));
+                        }
+                    }
                 }
             }
+            if !prepared.is_empty() {
+                table.remember_finished(key);
+            }
+            (prepared, committed, rolled_back)
         };
         // Applied outside the registry's mutex: commits of different transactions run in
-        // parallel.
-        let record = match how {
-            Finish::Commit => {
-                prepared.commit();
-                Record::Committed
+        // parallel. The records already say how they end, so a concurrent COMMIT and
+        // ROLLBACK of one XID cannot both apply it.
+        for (_, tx) in prepared {
+            match how {
+                Finish::Commit => {
+                    tx.commit();
+                    committed += 1;
+                }
+                Finish::Rollback => {
+                    tx.rollback();
+                    rolled_back += 1;
+                }
             }
-            Finish::Rollback => {
-                prepared.rollback();
-                Record::RolledBack
-            }
-        };
-        self.record(key, record);
-        xa::XA_OK
+        }
+        match (how, committed, rolled_back) {
+            (_, 0, 0) => xa::XAER_NOTA,
+            (Finish::Commit, _, 0) | (Finish::Rollback, 0, _) => xa::XA_OK,
+            (Finish::Commit, 0, _) => xa::XA_HEURRB,
+            (Finish::Rollback, _, 0) => xa::XA_HEURCOM,
+            _ => xa::XA_HEURMIX,
+        }
     }
 
-    fn forget(&self, key: &TxKey) {
+    /// Drops a transaction whose parts are all finished (FORGET_TX).
+    fn forget(&self, key: &XidKey) {
         let mut table = self.inner.lock();
-        if matches!(
-            table.records.get(key),
-            Some(Record::Committed | Record::RolledBack)
-        ) {
+        if table
+            .records
+            .get(key)
+            .is_some_and(|g| !g.parts.values().any(Record::is_prepared))
+        {
             table.records.remove(key);
         }
     }
 
-    /// Rolls back the given transactions if they are still prepared (their connection closed).
-    fn abandon(&self, keys: &[TxKey]) {
-        for key in keys {
+    /// Rolls back the given parts if they are still prepared (their connection closed, or
+    /// their timeout passed).
+    fn abandon(&self, parts: &[PartKey]) {
+        for part in parts {
             let tx = {
                 let mut table = self.inner.lock();
-                match table.records.remove(key) {
-                    Some(Record::Prepared { tx, .. }) => Some(tx),
-                    Some(other) => {
-                        table.records.insert(key.clone(), other);
-                        None
-                    }
-                    None => None,
+                let Some(global) = table.records.get_mut(&part.xid) else {
+                    continue;
+                };
+                let Some(record) = global.parts.get_mut(&part.cache) else {
+                    continue;
+                };
+                if !record.is_prepared() {
+                    continue;
                 }
+                let Record::Prepared { tx, .. } = std::mem::replace(record, Record::RolledBack)
+                else {
+                    continue;
+                };
+                if !global.parts.values().any(Record::is_prepared) {
+                    table.remember_finished(part.xid.clone());
+                }
+                tx
             };
-            if let Some(tx) = tx {
-                tx.rollback();
-                self.record(key.clone(), Record::RolledBack);
-            }
+            tx.rollback();
         }
     }
 
-    /// Rolls back prepared transactions past their deadline.
+    /// Rolls back prepared parts past their deadline.
     fn expire(&self, now: u64) {
-        let expired: Vec<TxKey> = {
+        let expired: Vec<PartKey> = {
             let table = self.inner.lock();
             table
                 .records
                 .iter()
-                .filter(|(_, r)| matches!(r, Record::Prepared { deadline, .. } if *deadline <= now))
-                .map(|(k, _)| k.clone())
+                .flat_map(|(xid, g)| {
+                    g.parts.iter().filter_map(move |(cache, r)| match r {
+                        Record::Prepared { deadline, .. } if *deadline <= now => Some(PartKey {
+                            xid: xid.clone(),
+                            cache: cache.clone(),
+                        }),
+                        _ => None,
+                    })
+                })
                 .collect()
         };
         if !expired.is_empty() {
@@ -394,35 +455,45 @@ impl Transactions {
         }
     }
 
-    fn is_prepared(&self, key: &TxKey) -> bool {
-        matches!(
-            self.inner.lock().records.get(key),
-            Some(Record::Prepared { .. })
-        )
+    fn is_prepared(&self, part: &PartKey) -> bool {
+        self.inner
+            .lock()
+            .records
+            .get(&part.xid)
+            .and_then(|g| g.parts.get(&part.cache))
+            .is_some_and(Record::is_prepared)
     }
 
-    /// How many transactions are prepared (for tests).
+    /// How many transaction parts are prepared (for tests and metrics).
     pub fn prepared_count(&self) -> usize {
         self.inner
             .lock()
             .records
             .values()
-            .filter(|r| matches!(r, Record::Prepared { .. }))
+            .flat_map(|g| g.parts.values())
+            .filter(|r| r.is_prepared())
             .count()
     }
 }
 
+impl Record {
+    fn is_prepared(&self) -> bool {
+        matches!(self, Record::Prepared { .. })
+    }
+}
+
 impl Table {
-    fn remember_finished(&mut self, key: TxKey) {
+    fn remember_finished(&mut self, key: XidKey) {
         self.finished.push_back(key);
         while self.finished.len() > MAX_FINISHED {
             let Some(old) = self.finished.pop_front() else {
                 break;
             };
-            if matches!(
-                self.records.get(&old),
-                Some(Record::Committed | Record::RolledBack)
-            ) {
+            if self
+                .records
+                .get(&old)
+                .is_some_and(|g| !g.parts.values().any(Record::is_prepared))
+            {
                 self.records.remove(&old);
             }
         }
@@ -430,12 +501,12 @@ impl Table {
 }
 
 impl SessionTransactions {
-    fn add(&mut self, key: TxKey) {
+    fn add(&mut self, part: PartKey) {
         if self.prepared.len() >= SESSION_PRUNE {
             let registry = &self.registry;
             self.prepared.retain(|k| registry.is_prepared(k));
         }
-        self.prepared.push(key);
+        self.prepared.push(part);
     }
 }
 
@@ -445,9 +516,8 @@ impl Drop for SessionTransactions {
     }
 }
 
-fn key(cache: &Cache, xid: &Xid) -> TxKey {
-    TxKey {
-        cache: cache.name().to_owned(),
+fn xid_key(xid: &Xid) -> XidKey {
+    XidKey {
         format_id: xid.format_id,
         global_id: xid.global_id.clone(),
         branch_qualifier: xid.branch_qualifier.clone(),
