@@ -614,12 +614,21 @@ async fn commit_without_a_cache_name_finishes_every_cache_of_the_xid() {
     let mut c = Client::connect(srv.addr).await;
     for (id, cache) in [(1, "sessions"), (2, "clientSessions")] {
         let r = c
-            .call(prepare(id, cache, xid(7), false, vec![blind("both", cache)]))
+            .call(prepare(
+                id,
+                cache,
+                xid(7),
+                false,
+                vec![blind("both", cache)],
+            ))
             .await;
         assert_eq!(xa(&r), 0);
     }
     // As the Java client sends it: the default (empty) cache name.
-    assert_eq!(xa(&c.call(req(3, "", Op::CommitTx { xid: xid(7) })).await), 0);
+    assert_eq!(
+        xa(&c.call(req(3, "", Op::CommitTx { xid: xid(7) })).await),
+        0
+    );
     for cache in ["sessions", "clientSessions"] {
         assert_eq!(
             c.call(get(4, cache, "both")).await.body,
@@ -628,14 +637,27 @@ async fn commit_without_a_cache_name_finishes_every_cache_of_the_xid() {
     }
     // One part rolled back by its own validation, the other prepared: a commit is mixed.
     assert_eq!(
-        xa(&c.call(prepare(5, "sessions", xid(8), false, vec![blind("mix", "1")])).await),
+        xa(&c
+            .call(prepare(
+                5,
+                "sessions",
+                xid(8),
+                false,
+                vec![blind("mix", "1")]
+            ))
+            .await),
         0
     );
     let stale = write("both", "x", 0, Some(9_999));
     assert_eq!(
-        xa(&c.call(prepare(6, "clientSessions", xid(8), false, vec![stale])).await),
+        xa(&c
+            .call(prepare(6, "clientSessions", xid(8), false, vec![stale]))
+            .await),
         100
     );
-    assert_eq!(xa(&c.call(req(7, "", Op::CommitTx { xid: xid(8) })).await), 5);
+    assert_eq!(
+        xa(&c.call(req(7, "", Op::CommitTx { xid: xid(8) })).await),
+        5
+    );
     srv.stop().await;
 }
