@@ -8,9 +8,12 @@
 //! * `loadgen echo`: a Hot Rod responder that decodes each request and answers a canned response.
 //! * `loadgen startup`: spawns a server command, polls its port until it accepts, reports the time
 //!   taken and the process's idle RSS.
+//! * `loadgen conflict`: the latency of the ISPN000299 answer to a write of a key a prepared
+//!   remote transaction holds.
 //! * `loadgen report`: renders the JSON lines of a run as a Markdown table with the target ratios.
 
 mod client;
+mod conflict;
 mod echo;
 mod hotrod;
 mod keys;
@@ -51,6 +54,25 @@ enum Command {
     Startup(StartupArgs),
     /// Render JSON result lines as a Markdown table with the target ratios.
     Report(ReportArgs),
+    /// Measure how fast a write to a key locked by a prepared transaction is refused.
+    Conflict(ConflictArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConflictArgs {
+    #[arg(long, default_value = "127.0.0.1:11222")]
+    pub addr: SocketAddr,
+    /// A transactional cache (Keycloak's caches are, out of the box).
+    #[arg(long, default_value = "sessions")]
+    pub cache: String,
+    /// Conflict answers recorded.
+    #[arg(long, default_value_t = 20_000)]
+    pub count: u64,
+    /// Conflict answers sent first and not recorded.
+    #[arg(long, default_value_t = 2_000)]
+    pub warmup: u64,
+    #[arg(long, default_value = "4.0", value_parser = parse_version)]
+    pub version: Version,
 }
 
 /// Options of the two load commands.
@@ -238,6 +260,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Echo(args) => runtime(None)?.block_on(echo::serve(args)),
         Command::Startup(args) => startup::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Conflict(args) => runtime(Some(1))?.block_on(conflict::run(args)),
     }
 }
 
