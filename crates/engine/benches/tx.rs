@@ -4,6 +4,8 @@
 //! (lock_all, validate, commit) and PUT_ALL of 4 keys. Run with `cargo bench -p ironrod-engine
 //! --bench tx`; the ratio of the first two is the cost of the implicit transaction.
 
+#![allow(clippy::expect_used)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 
