@@ -1229,6 +1229,60 @@ mod model {
         });
     }
 
+    /// A transaction's keys released by another thread (a connection that died, a timeout
+    /// sweep): zero-timeout writers racing with it never wait and never get a held key, a
+    /// writer queued behind it gets the key, and nothing is left locked.
+    #[test]
+    fn transaction_released_elsewhere_hands_over_and_zero_timeouts_never_wait() {
+        check(|| {
+            let t = table(2);
+            let (a, b) = (key("a"), key("b"));
+            let owner = LockOwner(1);
+            t.lock_all(owner, &[b.clone(), a.clone()], NEVER).unwrap();
+            let held = Arc::new(AtomicBool::new(true));
+            let tryer = {
+                let (t, a, held) = (t.clone(), a.clone(), held.clone());
+                thread::spawn(move || {
+                    for _ in 0..3 {
+                        match t.lock_guard(LockOwner(2), &a, Duration::ZERO) {
+                            Ok(_g) => assert!(!held.load(Ordering::SeqCst), "got a held key"),
+                            Err(LockError::Timeout {
+                                holder, timeout, ..
+                            }) => {
+                                assert_ne!(holder, LockOwner(2));
+                                assert_eq!(timeout, Duration::ZERO);
+                            }
+                        }
+                        thread::yield_now();
+                    }
+                })
+            };
+            let waiter = {
+                let (t, b, held) = (t.clone(), b.clone(), held.clone());
+                thread::spawn(move || {
+                    let _g = t.lock_guard(LockOwner(3), &b, NEVER).unwrap();
+                    assert!(
+                        !held.load(Ordering::SeqCst),
+                        "handed over before the release"
+                    );
+                })
+            };
+            let reaper = {
+                let (t, held) = (t.clone(), held.clone());
+                thread::spawn(move || {
+                    thread::yield_now();
+                    held.store(false, Ordering::SeqCst);
+                    assert_eq!(t.unlock_all(owner), 2);
+                })
+            };
+            for h in [tryer, waiter, reaper] {
+                h.join().unwrap();
+            }
+            assert_eq!(t.waiting(&b), 0);
+            assert_eq!(t.locked(), 0);
+        });
+    }
+
     /// Short timeouts racing with releases and hand-overs: whoever succeeds holds alone, whoever
     /// fails leaves the queue, and at the end nothing is locked or queued.
     #[test]
