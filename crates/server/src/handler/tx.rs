@@ -86,12 +86,15 @@ pub struct SessionTransactions {
     prepared: Vec<PartKey>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Table {
     /// By XID, then by cache.
     records: HashMap<XidKey, Global>,
     /// Transactions with every part finished, oldest first, for the bound.
     finished: VecDeque<XidKey>,
+    /// No prepared part has a deadline before this (epoch ms; `u64::MAX` when none is
+    /// prepared), so the timeout sweep is skipped until then.
+    earliest: u64,
 }
 
 #[derive(Debug)]
@@ -200,7 +203,7 @@ impl State {
     ) -> Result<Option<i32>, Refusal> {
         if let Some(why) = cache.config().transaction.remote_tx_refusal() {
             return Err(Refusal::server(format!(
-                "org.infinispan.commons.CacheConfigurationException: cache '{}' cannot serve Hot Rod transactions: {why}",
+                "java.lang.IllegalStateException: cache '{}' cannot serve Hot Rod transactions: {why}",
                 cache.name()
             )));
         }
@@ -275,10 +278,10 @@ pub(crate) fn guard_waits(
 ) -> Outcome {
     let may_wait = state
         .session_cache(h, session)
-        .is_ok_and(|c| c.config().transaction.may_wait());
-    let multi_thread = tokio::runtime::Handle::try_current()
-        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let outcome = if may_wait && multi_thread {
+        .is_ok_and(|c| c.config().transaction.may_wait())
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    let outcome = if may_wait {
         tokio::task::block_in_place(|| f(session))
     } else {
         f(session)
@@ -324,6 +327,9 @@ impl Transactions {
 
     fn record(&self, xid: &Xid, part: &PartKey, record: Record) {
         let mut table = self.inner.lock();
+        if let Record::Prepared { deadline, .. } = &record {
+            table.earliest = table.earliest.min(*deadline);
+        }
         let global = table
             .records
             .entry(part.xid.clone())
@@ -331,6 +337,11 @@ impl Transactions {
                 xid: xid.clone(),
                 parts: HashMap::new(),
             });
+        if global.parts.contains_key(&part.cache) {
+            // A concurrent PREPARE of the same XID and cache got here first; this one's
+            // transaction (if prepared) rolls back as it is dropped.
+            return;
+        }
         global.parts.insert(part.cache.clone(), record);
         if !global.parts.values().any(Record::is_prepared) {
             table.remember_finished(part.xid.clone());
@@ -435,7 +446,20 @@ impl Transactions {
     /// Rolls back prepared parts past their deadline.
     fn expire(&self, now: u64) {
         let expired: Vec<PartKey> = {
-            let table = self.inner.lock();
+            let mut table = self.inner.lock();
+            if now < table.earliest {
+                return;
+            }
+            table.earliest = table
+                .records
+                .values()
+                .flat_map(|g| g.parts.values())
+                .filter_map(|r| match r {
+                    Record::Prepared { deadline, .. } if *deadline > now => Some(*deadline),
+                    _ => None,
+                })
+                .min()
+                .unwrap_or(u64::MAX);
             table
                 .records
                 .iter()
@@ -479,6 +503,16 @@ impl Transactions {
 impl Record {
     fn is_prepared(&self) -> bool {
         matches!(self, Record::Prepared { .. })
+    }
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table {
+            records: HashMap::new(),
+            finished: VecDeque::new(),
+            earliest: u64::MAX,
+        }
     }
 }
 
