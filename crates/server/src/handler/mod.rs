@@ -95,26 +95,26 @@ impl State {
                 }
             }
         }
-        let response =
-            match tx::guard_waits(self, &header, session, |s| self.dispatch(&header, op, s)) {
-                Ok(reply) => Response {
-                    message_id: header.message_id,
-                    version: header.version,
-                    opcode: opcode.response(),
-                    status: reply.status,
-                    topology: reply
-                        .cache
-                        .as_deref()
-                        .and_then(|c| self.topology(&header, c, session)),
-                    body: reply.body,
-                },
-                Err(refusal) => Response::error(
-                    header.message_id,
-                    header.version,
-                    refusal.status,
-                    refusal.message,
-                ),
-            };
+        let outcome = tx::guard_waits(self, &header, session, |s| self.dispatch(&header, op, s));
+        let response = match outcome {
+            Ok(reply) => Response {
+                message_id: header.message_id,
+                version: header.version,
+                opcode: opcode.response(),
+                status: reply.status,
+                topology: reply
+                    .cache
+                    .as_deref()
+                    .and_then(|c| self.topology(&header, c, session)),
+                body: reply.body,
+            },
+            Err(refusal) => Response::error(
+                header.message_id,
+                header.version,
+                refusal.status,
+                refusal.message,
+            ),
+        };
         response.encode(out);
     }
 
