@@ -76,7 +76,14 @@ pub async fn run(args: ConflictArgs) -> Result<()> {
     let key = Bytes::from_static(b"loadgen-conflict-key");
     let xid = Xid {
         format_id: 0x4852_5458,
-        global_id: Bytes::from_static(b"loadgen-conflict-holder"),
+        // Unique per run: the server remembers finished XIDs until FORGET_TX.
+        global_id: Bytes::from(format!(
+            "loadgen-conflict-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        )),
         branch_qualifier: Bytes::from_static(b"1"),
     };
     let mut holder = Conn::connect(args.addr, args.version, &args.cache).await?;
