@@ -76,6 +76,35 @@ pub struct Config {
     pub log: String,
     /// SASL authentication (`[security]`); off unless a users file or a seeded user exists.
     pub security: SecurityConfig,
+    /// The REST, health and metrics surface on the Hot Rod port (`[http]`).
+    pub http: HttpConfig,
+}
+
+/// The `[http]` table: HTTP on the Hot Rod port.
+///
+/// With authentication on (see [`SecurityConfig`]), every HTTP request needs Basic or Digest
+/// credentials of a user in the users file, except what is opened here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Whether HTTP requests are served at all; when off, a connection that opens with HTTP
+    /// is closed.
+    pub enabled: bool,
+    /// Whether the health endpoints answer without credentials. The `.../health/status`
+    /// endpoints are always open, as in Infinispan, where probes call them anonymously.
+    pub anonymous_health: bool,
+    /// Whether `/metrics` answers without credentials (Prometheus scrapers often have none).
+    pub anonymous_metrics: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            anonymous_health: false,
+            anonymous_metrics: false,
+        }
+    }
 }
 
 /// The `[security]` table: where users come from and which SASL mechanisms run.
@@ -158,6 +187,7 @@ impl Default for Config {
             caches: BTreeMap::new(),
             log: "info".to_string(),
             security: SecurityConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }

@@ -7,8 +7,10 @@
 pub mod auth;
 pub mod config;
 pub mod connection;
+pub mod detect;
 pub mod errors;
 pub mod handler;
+pub mod http;
 pub mod iterations;
 pub mod server;
 pub mod session;

@@ -26,6 +26,8 @@ pub struct State {
     /// The SASL mechanism factory; `None` while authentication is off (see
     /// [`State::with_credentials`]).
     pub auth: Option<Mechanisms>,
+    /// Digest nonces issued to HTTP clients.
+    pub http_nonces: crate::http::credentials::Nonces,
 }
 
 impl State {
@@ -54,6 +56,7 @@ impl State {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             auth: None,
+            http_nonces: Default::default(),
             config,
         })
     }
