@@ -153,10 +153,7 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn load(&self) -> Result<Config, ironrod_server::config::ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
+        let mut config = Config::load(self.config.as_deref(), |var| std::env::var(var).ok())?;
         if let Some(b) = self.bind {
             config.bind = b;
         }
