@@ -488,6 +488,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn example_files_parse_and_the_full_example_is_the_default() {
+        let full = Config::from_toml(include_str!("../../../examples/ironrod.toml")).unwrap();
+        assert_eq!(full, Config::default());
+        Config::from_toml(include_str!("../../../examples/keycloak/ironrod.toml")).unwrap();
+    }
+
+    #[test]
     fn environment_overrides_the_file_and_unknown_variables_are_ignored() {
         let dir = std::env::temp_dir().join(format!("ironrod-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
