@@ -86,6 +86,35 @@ pub struct Config {
     pub log: String,
     /// SASL authentication (`[security]`); off unless a users file or a seeded user exists.
     pub security: SecurityConfig,
+    /// The REST, health and metrics surface on the Hot Rod port (`[http]`).
+    pub http: HttpConfig,
+}
+
+/// The `[http]` table: HTTP on the Hot Rod port.
+///
+/// With authentication on (see [`SecurityConfig`]), every HTTP request needs Basic or Digest
+/// credentials of a user in the users file, except what is opened here.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Whether HTTP requests are served at all; when off, a connection that opens with HTTP
+    /// is closed.
+    pub enabled: bool,
+    /// Whether the health endpoints answer without credentials. The `.../health/status`
+    /// endpoints are always open, as in Infinispan, where probes call them anonymously.
+    pub anonymous_health: bool,
+    /// Whether `/metrics` answers without credentials (Prometheus scrapers often have none).
+    pub anonymous_metrics: bool,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            anonymous_health: false,
+            anonymous_metrics: false,
+        }
+    }
 }
 
 /// The `[security]` table: where users come from and which SASL mechanisms run.
@@ -176,6 +205,7 @@ impl Default for Config {
             caches: BTreeMap::new(),
             log: "info".to_string(),
             security: SecurityConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -209,7 +239,143 @@ impl LimitsConfig {
     }
 }
 
+/// How an environment variable's text becomes a TOML value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvKind {
+    Text,
+    Integer,
+    Bool,
+    /// Comma-separated.
+    List,
+}
+
+/// Every key an environment variable can set, with its variable. Cache sections are file-only
+/// (cache names are case-sensitive, variable names are not). Flags, where they exist, override
+/// these, as these override the file.
+pub const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
+    ("IRONROD_BIND", "bind", EnvKind::Text),
+    ("IRONROD_ADVERTISE_HOST", "advertise_host", EnvKind::Text),
+    ("IRONROD_ADVERTISE_PORT", "advertise_port", EnvKind::Integer),
+    (
+        "IRONROD_MAX_CONNECTIONS",
+        "max_connections",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_SHUTDOWN_GRACE_MS",
+        "shutdown_grace_ms",
+        EnvKind::Integer,
+    ),
+    ("IRONROD_MAX_ITERATIONS", "max_iterations", EnvKind::Integer),
+    (
+        "IRONROD_ITERATION_IDLE_MS",
+        "iteration_idle_ms",
+        EnvKind::Integer,
+    ),
+    ("IRONROD_DEFAULT_CACHE", "default_cache", EnvKind::Text),
+    ("IRONROD_LOG", "log", EnvKind::Text),
+    (
+        "IRONROD_MAX_KEY_LEN",
+        "limits.max_key_len",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_MAX_VALUE_LEN",
+        "limits.max_value_len",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_MAX_CACHE_NAME_LEN",
+        "limits.max_cache_name_len",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_MAX_STRING_LEN",
+        "limits.max_string_len",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_MAX_ENTRIES",
+        "limits.max_entries",
+        EnvKind::Integer,
+    ),
+    ("IRONROD_MAX_PARAMS", "limits.max_params", EnvKind::Integer),
+    (
+        "IRONROD_MAX_FRAME_LEN",
+        "limits.max_frame_len",
+        EnvKind::Integer,
+    ),
+    ("IRONROD_USERS_FILE", "security.users_file", EnvKind::Text),
+    ("IRONROD_SERVER_NAME", "security.server_name", EnvKind::Text),
+    ("IRONROD_REALMS", "security.realms", EnvKind::List),
+    ("IRONROD_MECHANISMS", "security.mechanisms", EnvKind::List),
+    (
+        "IRONROD_PLAIN_IN_CLEAR",
+        "security.plain_in_clear",
+        EnvKind::Bool,
+    ),
+    ("IRONROD_HTTP_ENABLED", "http.enabled", EnvKind::Bool),
+    (
+        "IRONROD_HTTP_ANONYMOUS_HEALTH",
+        "http.anonymous_health",
+        EnvKind::Bool,
+    ),
+    (
+        "IRONROD_HTTP_ANONYMOUS_METRICS",
+        "http.anonymous_metrics",
+        EnvKind::Bool,
+    ),
+];
+
 impl Config {
+    /// The defaults, then the TOML file if any, then the variables of [`ENVIRONMENT`] that
+    /// `env` yields.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let (text, origin) = match file {
+            Some(path) => (
+                std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+                path.display().to_string(),
+            ),
+            None => (String::new(), String::new()),
+        };
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: origin.clone(),
+            source: Box::new(e),
+        })?;
+        for (var, key, kind) in ENVIRONMENT {
+            let Some(raw) = env(var) else { continue };
+            let value = env_value(&raw, *kind)
+                .ok_or_else(|| ConfigError::Invalid(format!("{var}={raw}: not a {kind:?}")))?;
+            let mut node = &mut table;
+            let mut parts = key.split('.').peekable();
+            while let Some(part) = parts.next() {
+                if parts.peek().is_none() {
+                    node.insert(part.to_string(), value.clone());
+                    break;
+                }
+                let child = node
+                    .entry(part.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                node = match child {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(ConfigError::Invalid(format!("{key} is not a table"))),
+                };
+            }
+        }
+        let config: Config = table.try_into().map_err(|e| ConfigError::Parse {
+            path: origin,
+            source: Box::new(e),
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Reads a TOML file over the defaults.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -347,9 +513,92 @@ impl Config {
     }
 }
 
+fn env_value(raw: &str, kind: EnvKind) -> Option<toml::Value> {
+    Some(match kind {
+        EnvKind::Text => toml::Value::String(raw.to_string()),
+        EnvKind::Integer => toml::Value::Integer(raw.trim().parse().ok()?),
+        EnvKind::Bool => toml::Value::Boolean(match raw.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => true,
+            "false" | "0" | "no" | "off" => false,
+            _ => return None,
+        }),
+        EnvKind::List => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_string()))
+                .collect(),
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn example_files_parse_and_the_full_example_is_the_default() {
+        let full = Config::from_toml(include_str!("../../../examples/ironrod.toml")).unwrap();
+        assert_eq!(full, Config::default());
+        Config::from_toml(include_str!("../../../examples/keycloak/ironrod.toml")).unwrap();
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_unknown_variables_are_ignored() {
+        let dir = std::env::temp_dir().join(format!("ironrod-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(&file, "max_connections = 5\n[limits]\nmax_key_len = 10\n").unwrap();
+        let vars: BTreeMap<&str, &str> = [
+            ("IRONROD_MAX_CONNECTIONS", "7"),
+            ("IRONROD_MAX_VALUE_LEN", "99"),
+            ("IRONROD_REALMS", "a, b"),
+            ("IRONROD_HTTP_ANONYMOUS_HEALTH", "yes"),
+            ("IRONROD_BIND", "127.0.0.1:1234"),
+            ("IRONROD_PORT", "nonsense"),
+        ]
+        .into_iter()
+        .collect();
+        let c = Config::load(Some(&file), |k| vars.get(k).map(|v| v.to_string())).unwrap();
+        assert_eq!(c.max_connections, 7);
+        assert_eq!(c.limits.max_key_len, 10);
+        assert_eq!(c.limits.max_value_len, 99);
+        assert_eq!(c.security.realms, vec!["a".to_string(), "b".to_string()]);
+        assert!(c.http.anonymous_health);
+        assert_eq!(c.bind.port(), 1234);
+        let e = Config::load(None, |k| {
+            (k == "IRONROD_MAX_CONNECTIONS").then(|| "many".into())
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("IRONROD_MAX_CONNECTIONS"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn every_environment_key_exists_in_the_configuration() {
+        let vars: BTreeMap<&str, &str> = ENVIRONMENT
+            .iter()
+            .map(|(v, _, kind)| {
+                let sample = match kind {
+                    EnvKind::Text => "x",
+                    EnvKind::Integer => "1",
+                    EnvKind::Bool => "true",
+                    EnvKind::List => "PLAIN",
+                };
+                (*v, sample)
+            })
+            .filter(|(v, _)| {
+                ![
+                    "IRONROD_BIND",
+                    "IRONROD_DEFAULT_CACHE",
+                    "IRONROD_SERVER_NAME",
+                ]
+                .contains(v)
+            })
+            .collect();
+        // deny_unknown_fields turns a misspelt key into an error.
+        Config::load(None, |k| vars.get(k).map(|v| v.to_string())).unwrap();
+    }
 
     #[test]
     fn empty_file_is_the_embedded_default() {

@@ -5,10 +5,13 @@
 //! codec's (`ironrod-codec`) and the data is the engine's (`ironrod-engine`).
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod connection;
+pub mod detect;
 pub mod errors;
 pub mod handler;
+pub mod http;
 pub mod iterations;
 pub mod server;
 pub mod session;

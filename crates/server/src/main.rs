@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ironrod_sasl::CredentialStore;
+use ironrod_server::cli::{CacheCommand, Connection};
 use ironrod_server::{auth, server, Config, State};
 use tracing::{error, info};
 
@@ -28,6 +29,14 @@ enum Command {
     /// Manage the users file that authentication checks against.
     #[command(subcommand)]
     User(UserCommand),
+    /// Read and write a running server's caches over REST (exit codes: 0 ok, 1 unreachable or
+    /// server error, 2 usage, 3 not found, 4 authentication refused, 5 other refusal).
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,10 +153,7 @@ struct ServeArgs {
 
 impl ServeArgs {
     fn load(&self) -> Result<Config, ironrod_server::config::ConfigError> {
-        let mut config = match &self.config {
-            Some(path) => Config::from_file(path)?,
-            None => Config::default(),
-        };
+        let mut config = Config::load(self.config.as_deref(), |var| std::env::var(var).ok())?;
         if let Some(b) = self.bind {
             config.bind = b;
         }
@@ -176,6 +182,10 @@ fn main() -> ExitCode {
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
         Some(Command::User(UserCommand::Create(create))) => return create.run(),
+        Some(Command::Cache {
+            command,
+            connection,
+        }) => return command.run(&connection),
         None => cli.serve,
     };
     let config = match args.load() {

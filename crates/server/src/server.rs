@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::connection;
+use crate::detect;
 use crate::state::State;
 
 /// Serves Hot Rod on `listener` until `shutdown` completes, then stops accepting, lets
@@ -47,7 +47,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Futu
         let state = state.clone();
         let stop = stop.child_token();
         tasks.spawn(async move {
-            connection::serve(socket, peer, local, state, stop).await;
+            detect::serve_socket(socket, peer, local, state, stop).await;
             drop(permit);
         });
     }

@@ -28,6 +28,8 @@ pub struct State {
     pub auth: Option<Mechanisms>,
     /// Hot Rod remote transactions, by cache and XID.
     pub transactions: Arc<crate::handler::tx::Transactions>,
+    /// Digest nonces issued to HTTP clients.
+    pub http_nonces: crate::http::credentials::Nonces,
 }
 
 impl State {
@@ -57,6 +59,7 @@ impl State {
             bytes_written: AtomicU64::new(0),
             auth: None,
             transactions: Arc::default(),
+            http_nonces: Default::default(),
             config,
         })
     }
