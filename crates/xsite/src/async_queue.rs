@@ -68,6 +68,11 @@ impl AsyncQueue {
         self.order.len()
     }
 
+    /// Whether nothing waits (a batch may still be in flight).
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+
     /// Whether nothing waits and nothing is in flight.
     pub fn is_idle(&self) -> bool {
         self.order.is_empty() && self.in_flight.is_none()

@@ -535,7 +535,7 @@ impl Bridge {
         for b in self.backups.values() {
             if let Some(f) = b.queue.in_flight() {
                 at(f.sent_at + ack);
-            } else if b.queue.len() > 0 {
+            } else if !b.queue.is_empty() {
                 if let Some(r) = b.queue.retry_at {
                     at(r);
                 }
@@ -1795,7 +1795,7 @@ impl Bridge {
             .filter(|(_, b)| {
                 b.cfg.strategy == Strategy::Async
                     && b.queue.in_flight().is_none()
-                    && b.queue.len() > 0
+                    && !b.queue.is_empty()
                     && b.queue.retry_at.is_none_or(|r| r <= now)
             })
             .map(|(k, _)| k.clone())

@@ -499,6 +499,7 @@ mod tests {
         assert_eq!(a.store.len(), 1);
     }
 
+    #[allow(clippy::needless_range_loop)]
     mod convergence {
         use super::*;
         use proptest::prelude::*;
