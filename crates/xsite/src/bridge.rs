@@ -1447,6 +1447,24 @@ impl Bridge {
                     );
                     return;
                 }
+                // An established link is never displaced by an unauthenticated newcomer; a peer
+                // that really restarted closed its old connection, or is detected as silent.
+                if self.links.get(&from).is_some_and(|l| l.up().is_some()) {
+                    let frame = Frame {
+                        route: Route {
+                            from: self.cfg.site.clone(),
+                            to: from,
+                        },
+                        message: Message::Close {
+                            code: close_code::UNEXPECTED,
+                            reason: "already connected".into(),
+                        },
+                    };
+                    self.push_bytes(conn, &frame, 0);
+                    self.conns.remove(&conn);
+                    self.events.push_back(Event::Close { conn });
+                    return;
+                }
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.site = Some(from.clone());
                 }

@@ -661,3 +661,43 @@ fn frames_relay_through_a_site_master() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_impostor_cannot_displace_a_live_link() {
+    use ironrod_xsite::wire::{self, AuthMode, Frame, Message, Route};
+    let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 1000));
+    let now = net.now;
+    let nyc = net.site("NYC");
+    let rogue = nyc.bridge.accept();
+    let mut bytes = Vec::new();
+    wire::encode(
+        &Frame {
+            route: Route {
+                from: "LON".into(),
+                to: "NYC".into(),
+            },
+            message: Message::Hello {
+                min_version: 1,
+                max_version: 2,
+                auth: AuthMode::SharedSecret,
+                nonce: [9; 32],
+            },
+        },
+        0,
+        &mut bytes,
+    );
+    nyc.bridge.handle_data(now, rogue, &bytes);
+    let mut closed = false;
+    while let Some(e) = nyc.bridge.poll_event() {
+        closed |= e == Event::Close { conn: rogue };
+    }
+    assert!(closed, "the impostor's connection is closed");
+    assert_eq!(
+        net.site("NYC").bridge.status(now).routes[0].link,
+        LinkPhase::Up
+    );
+    assert_eq!(
+        net.write_wait("LON", "sessions", "k", Some(val("v"))),
+        Outcome::Ok { warnings: vec![] }
+    );
+}
