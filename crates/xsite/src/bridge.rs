@@ -1510,8 +1510,9 @@ impl Bridge {
         if self.send_frame(now, frame.clone()) {
             return;
         }
+        let me = self.cfg.site.clone();
         let nack = |m: &Message| -> Option<Message> {
-            let message = format!("site master {} has no route to {dest}", "relay");
+            let message = format!("site master {me} has no route to {dest}");
             match m {
                 Message::SyncApply { id, .. } => Some(Message::SyncNack {
                     id: *id,

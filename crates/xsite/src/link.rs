@@ -640,6 +640,92 @@ mod tests {
     }
 
     #[test]
+    fn no_common_version_closes_with_code_1() {
+        let now = Instant::now();
+        let cfg = LinkConfig::default();
+        let c = ctx("B", &cfg, b"0123456789abcdef");
+        let mut b = Link::new("A", "", "B", now);
+        let mut out = Vec::new();
+        b.adopt_inbound(now, ConnId(5), &c, [0; NONCE_LEN], &mut out);
+        let hello = Message::Hello {
+            min_version: 3,
+            max_version: 4,
+            auth: AuthMode::SharedSecret,
+            nonce: [1; NONCE_LEN],
+        };
+        b.received(now, ConnId(5), &hello, &c, &mut out);
+        assert!(out.iter().any(|a| matches!(
+            a,
+            LinkAction::Send {
+                message: Message::Close {
+                    code: close_code::VERSION,
+                    ..
+                },
+                ..
+            }
+        )));
+        assert!(out.contains(&LinkAction::Close { conn: ConnId(5) }));
+        assert_eq!(b.phase(), LinkPhase::Down);
+        // The accepting side never dials.
+        assert_eq!(b.next_deadline(&cfg), None);
+    }
+
+    #[test]
+    fn differing_auth_modes_close_with_code_2() {
+        let now = Instant::now();
+        let cfg = LinkConfig::default();
+        let c = ctx("B", &cfg, b"0123456789abcdef");
+        let mut b = Link::new("A", "", "B", now);
+        let mut out = Vec::new();
+        b.adopt_inbound(now, ConnId(5), &c, [0; NONCE_LEN], &mut out);
+        let hello = Message::Hello {
+            min_version: 1,
+            max_version: 2,
+            auth: AuthMode::None,
+            nonce: [1; NONCE_LEN],
+        };
+        b.received(now, ConnId(5), &hello, &c, &mut out);
+        assert!(out.iter().any(|a| matches!(
+            a,
+            LinkAction::Send {
+                message: Message::Close {
+                    code: close_code::AUTH,
+                    ..
+                },
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn a_dialler_backs_off_longer_after_each_failed_connect() {
+        let t0 = Instant::now();
+        let cfg = LinkConfig::default();
+        let c = ctx("A", &cfg, b"0123456789abcdef");
+        let mut rng = Rng::new(3);
+        let mut a = Link::new("B", "b:1", "A", t0);
+        let mut now = t0;
+        let mut delays = Vec::new();
+        for i in 0..12 {
+            assert!(a.due_to_dial(now));
+            let mut out = Vec::new();
+            a.dial(now, ConnId(i), &mut out);
+            a.closed(now, ConnId(i), &c, &mut rng, &mut out);
+            let next = a.next_deadline(&cfg).unwrap();
+            delays.push(next - now);
+            now = next;
+        }
+        // Each delay lies in [base/2, base) with base doubling from 250 ms up to the 30 s cap.
+        for (i, d) in delays.iter().enumerate() {
+            let base = (250u64 << i).min(30_000);
+            assert!(
+                *d >= Duration::from_millis(base / 2) && *d <= Duration::from_millis(base),
+                "{i}: {d:?}"
+            );
+        }
+    }
+
+    #[test]
     fn silence_kills_an_up_link_and_idleness_sends_heartbeats() {
         let (mut a, _, _, _) = handshake(b"0123456789abcdef", b"0123456789abcdef", 2);
         let cfg = LinkConfig::default();

@@ -701,3 +701,129 @@ fn an_impostor_cannot_displace_a_live_link() {
         Outcome::Ok { warnings: vec![] }
     );
 }
+
+#[test]
+fn async_retries_while_unreachable_until_take_offline() {
+    let mut backup = asynchronous(MergePolicy::Default);
+    backup.take_offline = TakeOfflineConfig {
+        after_failures: 5,
+        min_wait_ms: 2_000,
+    };
+    let mut net = mesh(&["LON", "NYC"], "work", backup);
+    net.cut("LON", "NYC");
+    net.write("LON", "work", "a", Some(val("1")));
+    net.write("LON", "work", "b", Some(val("1")));
+    // The batch vanishes; after the ack timeout it is retried, and the dead link is detected.
+    net.run_for(Duration::from_secs(9));
+    let now = net.now;
+    let view = net.site("LON").bridge.status(now).backups[0].clone();
+    assert!(
+        view.online,
+        "min-wait and failures not both reached yet: {view:?}"
+    );
+    assert_eq!(view.queued, 2, "changes kept for the retry");
+    net.run_for(Duration::from_secs(30));
+    let now = net.now;
+    let view = net.site("LON").bridge.status(now).backups[0].clone();
+    assert!(!view.online, "{view:?}");
+    assert_eq!(view.queued, 0, "an offline backup's queue is dropped");
+    assert!(net.cache("NYC", "work").is_empty());
+    // Healed and brought online, new writes flow again; the dropped ones need a push.
+    net.heal("LON", "NYC");
+    net.run_for(Duration::from_secs(40));
+    let now = net.now;
+    net.site("LON")
+        .bridge
+        .bring_online(now, Some("work"), "NYC")
+        .unwrap();
+    net.write("LON", "work", "c", Some(val("2")));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.get("NYC", "work", "c"), Some(val("2")));
+    assert_eq!(net.get("NYC", "work", "a"), None);
+}
+
+#[test]
+fn a_full_async_queue_takes_the_backup_offline_without_failing_writes() {
+    let names = ["LON", "NYC"];
+    let configs = names
+        .iter()
+        .map(|n| {
+            let mut c = site_config(n, &names);
+            c.async_replication.queue_capacity = 10;
+            backup_all(&mut c, "work", asynchronous(MergePolicy::Default));
+            c
+        })
+        .collect();
+    let mut net = Net::new(configs);
+    net.run_for(Duration::from_secs(1));
+    net.cut("LON", "NYC");
+    // k0 leaves at once as a batch (lost in the cut); k1..k10 fill the 10 waiting places.
+    for i in 0..11 {
+        assert!(matches!(
+            net.write_wait("LON", "work", &format!("k{i}"), Some(val("v"))),
+            Outcome::Ok { .. }
+        ));
+    }
+    // Rewriting a waiting key coalesces and does not overflow.
+    assert!(matches!(
+        net.write_wait("LON", "work", "k3", Some(val("w"))),
+        Outcome::Ok { .. }
+    ));
+    let now = net.now;
+    assert!(net.site("LON").bridge.status(now).backups[0].online);
+    // One more distinct key does.
+    assert!(matches!(
+        net.write_wait("LON", "work", "k11", Some(val("v"))),
+        Outcome::Ok { .. }
+    ));
+    let now = net.now;
+    let view = net.site("LON").bridge.status(now).backups[0].clone();
+    assert!(!view.online && view.queued == 0, "{view:?}");
+    assert!(net
+        .site("LON")
+        .log
+        .iter()
+        .any(|e| matches!(e, Event::BackupStatus { online: false, reason, .. } if reason.contains("queue full"))));
+}
+
+#[test]
+fn take_offline_thresholds_can_be_amended_at_run_time() {
+    let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 200));
+    assert_eq!(
+        net.site("LON")
+            .bridge
+            .take_offline_config("sessions", "NYC"),
+        Some(TakeOfflineConfig::default())
+    );
+    net.site("LON")
+        .bridge
+        .amend_take_offline(
+            "sessions",
+            "NYC",
+            TakeOfflineConfig {
+                after_failures: 1,
+                min_wait_ms: 0,
+            },
+        )
+        .unwrap();
+    net.cut("LON", "NYC");
+    assert!(matches!(
+        net.write_wait("LON", "sessions", "a", Some(val("v"))),
+        Outcome::Failed(_)
+    ));
+    assert_eq!(
+        net.write_wait("LON", "sessions", "b", Some(val("v"))),
+        Outcome::Ok { warnings: vec![] }
+    );
+    assert!(matches!(
+        net.site("LON")
+            .bridge
+            .amend_take_offline("nope", "NYC", TakeOfflineConfig::default()),
+        Err(ironrod_xsite::AdminError::NoSuchBackup { .. })
+    ));
+    let now = net.now;
+    assert!(matches!(
+        net.site("LON").bridge.take_offline(now, None, "TYO"),
+        Err(ironrod_xsite::AdminError::NoSuchSite(_))
+    ));
+}
