@@ -26,8 +26,11 @@
 //! key's lock), and runs one task that:
 //! - listens on the bridge port and calls [`Bridge::accept`], dials on [`Event::Connect`], and
 //!   reports [`Bridge::handle_connected`], [`Bridge::handle_data`] and [`Bridge::handle_closed`];
-//! - writes every [`Bridge::poll_transmit`] to its connection and closes on [`Event::Close`];
-//! - sleeps until [`Bridge::poll_timeout`] and then calls [`Bridge::handle_timeout`].
+//! - writes every [`Bridge::poll_transmit`] to its connection, and on [`Event::Close`] closes the
+//!   connection after writing what was transmitted for it before (drain transmits, then events);
+//! - sleeps until [`Bridge::poll_timeout`] and then calls [`Bridge::handle_timeout`];
+//! - every few seconds calls [`VersionStore::purge_tombstones`] with
+//!   `async_replication.tombstone_cleanup_ms`.
 //!
 //! A client write to a cache with backups takes the key's lock, gets its change from
 //! [`VersionStore::prepare_local`], applies it, and when the cache has SYNC backups calls
@@ -38,11 +41,16 @@
 //! Received work comes out as events: [`Event::Apply`] (take the key's lock within the cache's
 //! acquisition timeout, resolve with [`VersionStore::apply_remote`] or
 //! [`VersionStore::apply_push`], write, fire listener events, then
-//! [`Bridge::complete_apply`]), [`Event::PushStarting`] ([`Bridge::complete_push_start`] with
+//! [`Bridge::complete_apply`]; a change applied from a remote site is never passed to
+//! [`Bridge::committed`], which would echo it back), [`Event::PushStarting`] ([`Bridge::complete_push_start`] with
 //! [`VersionStore::write_seq`]) and [`Event::ReadChunk`] ([`Bridge::provide_chunk`]). REST and
 //! CLI administration map onto [`Bridge::take_offline`], [`Bridge::bring_online`],
 //! [`Bridge::start_push`], [`Bridge::cancel_push`], [`Bridge::push_status`],
 //! [`Bridge::clear_push_status`], [`Bridge::amend_take_offline`] and [`Bridge::status`].
+//!
+//! The wire protocol and the behaviour are specified in `protocol-spec/xsite.md`; departures from
+//! Infinispan are listed in `protocol-spec/compatibility.md` (C50–C54). The crate's
+//! `tests/harness` is a deterministic simulation of several sites wired exactly this way.
 
 pub mod async_queue;
 pub mod auth;

@@ -827,3 +827,84 @@ fn take_offline_thresholds_can_be_amended_at_run_time() {
         Err(ironrod_xsite::AdminError::NoSuchSite(_))
     ));
 }
+
+mod hostile_peer {
+    use super::*;
+    use ironrod_xsite::wire::{self, Cause, Frame, Message, Route};
+    use proptest::prelude::*;
+    use proptest::strategy::Strategy as _;
+
+    fn frame_bytes(m: Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        wire::encode(
+            &Frame {
+                route: Route {
+                    from: "LON".into(),
+                    to: "NYC".into(),
+                },
+                message: m,
+            },
+            2,
+            &mut out,
+        );
+        out
+    }
+
+    fn stray() -> impl proptest::strategy::Strategy<Value = Message> {
+        prop_oneof![
+            any::<u64>().prop_map(|id| Message::SyncAck { id }),
+            (any::<u64>(), any::<u8>()).prop_map(|(id, c)| Message::SyncNack {
+                id,
+                cause: Cause(c),
+                message: "x".into()
+            }),
+            any::<u64>().prop_map(|id| Message::AsyncAck { id }),
+            (any::<u64>(), any::<u32>()).prop_map(|(push, seq)| Message::PushAck { push, seq }),
+            (any::<u64>(), any::<u32>()).prop_map(|(push, seq)| Message::PushChunk {
+                push,
+                seq,
+                changes: vec![]
+            }),
+            any::<u64>().prop_map(|push| Message::PushDone { push }),
+            any::<u64>().prop_map(|push| Message::PushCancel { push }),
+            Just(Message::Heartbeat),
+            Just(Message::AsyncBatch {
+                id: 1,
+                changes: vec![]
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        /// Well-formed but unsolicited frames on a live link are ignored or answered; the link
+        /// stays up and replication still works.
+        #[test]
+        fn stray_frames_do_not_disturb_a_live_link(msgs in proptest::collection::vec(stray(), 1..20)) {
+            let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 1000));
+            for m in msgs {
+                net.inject("NYC", "LON", &frame_bytes(m));
+            }
+            net.run_for(Duration::from_millis(10));
+            let now = net.now;
+            prop_assert_eq!(net.site("NYC").bridge.status(now).routes[0].link, LinkPhase::Up);
+            prop_assert_eq!(net.write_wait("NYC", "sessions", "k", Some(val("v"))), Outcome::Ok { warnings: vec![] });
+        }
+
+        /// Garbage on a live link closes it with a protocol error (never a panic), and the sites
+        /// reconnect and replicate afterwards.
+        #[test]
+        fn garbage_closes_the_link_and_it_recovers(garbage in proptest::collection::vec(any::<u8>(), 1..64)) {
+            let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 1000));
+            // A length prefix that promises a whole frame, then garbage: never "incomplete".
+            let mut bytes = (garbage.len() as u32).to_be_bytes().to_vec();
+            bytes.extend_from_slice(&garbage);
+            net.inject("NYC", "LON", &bytes);
+            net.run_for(Duration::from_secs(5));
+            let now = net.now;
+            prop_assert_eq!(net.site("NYC").bridge.status(now).routes[0].link, LinkPhase::Up);
+            prop_assert_eq!(net.write_wait("LON", "sessions", "k", Some(val("v"))), Outcome::Ok { warnings: vec![] });
+        }
+    }
+}

@@ -530,6 +530,26 @@ impl Net {
             .count()
     }
 
+    /// The connections `site` holds towards `peer`.
+    pub fn conns_towards(&self, site: &str, peer: &str) -> Vec<ConnId> {
+        let (i, p) = (self.idx(site), self.idx(peer));
+        self.wires
+            .iter()
+            .filter(|((s, _), (q, _))| *s == i && *q == p)
+            .map(|((_, c), _)| *c)
+            .collect()
+    }
+
+    /// Feeds raw bytes to `site` as if they came from `peer` over their live connection.
+    pub fn inject(&mut self, site: &str, peer: &str, bytes: &[u8]) {
+        let now = self.now;
+        for conn in self.conns_towards(site, peer) {
+            let i = self.idx(site);
+            self.sites[i].bridge.handle_data(now, conn, bytes);
+        }
+        self.pump();
+    }
+
     pub fn link_version(&mut self, site: &str, peer: &str) -> Option<u8> {
         let now = self.now;
         let st = self.site(site).bridge.status(now);
