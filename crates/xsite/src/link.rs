@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Exactly one end dials: the site whose name sorts first (the other end only accepts), so two
-//! sites never race two connections. The link never touches sockets; it returns [`LinkAction`]s
+//! sites never race two connections. The link never touches sockets; it returns link actions
 //! that the bridge turns into transmits and events for the server.
 
 use std::time::{Duration, Instant};
