@@ -59,12 +59,10 @@ pub struct Ticket(pub u64);
 /// How the server must resolve a received change (see [`crate::VersionStore`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ApplyMode {
-    /// SYNC backup: apply under the key's lock within the cache's acquisition timeout; a lock
-    /// timeout is reported as [`Cause::LOCK_TIMEOUT`].
-    Sync {
-        /// Conflict policy for [`crate::VersionStore::apply_remote`].
-        policy: MergePolicy,
-    },
+    /// SYNC backup: apply under the key's lock within the cache's acquisition timeout (a lock
+    /// timeout is reported as [`Cause::LOCK_TIMEOUT`]) and resolve with
+    /// [`crate::VersionStore::apply_sync`]: the write wins, as the origin holds its lock.
+    Sync,
     /// ASYNC backup: resolve with [`crate::VersionStore::apply_remote`].
     Async {
         /// Conflict policy.
@@ -1562,14 +1560,7 @@ impl Bridge {
             | Message::Close { .. }
             | Message::Heartbeat => {}
             Message::SyncApply { id, change } => {
-                let policy = self.policy(&change.cache, &from);
-                self.apply_group(
-                    now,
-                    &from,
-                    Reply::Sync(id),
-                    vec![change],
-                    ApplyMode::Sync { policy },
-                );
+                self.apply_group(now, &from, Reply::Sync(id), vec![change], ApplyMode::Sync);
             }
             Message::SyncAck { id } => self.sync_answer(now, id, &from, None),
             Message::SyncNack { id, cause, message } => {

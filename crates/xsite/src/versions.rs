@@ -206,6 +206,33 @@ impl VersionStore {
         Resolution::Write(value)
     }
 
+    /// Decides what a SYNC backup write does here: unless this site already saw it (or a write
+    /// that includes it), the write wins, since its origin holds the key's lock for the whole
+    /// replication (Infinispan applies SYNC backups without conflict resolution too). The entry's
+    /// version becomes the merge of both, so it dominates everything either site had seen.
+    pub fn apply_sync(&mut self, now: Instant, change: &Change) -> Resolution {
+        let mut version = change.version.clone();
+        if let Some(meta) = self.keys.get(&change.key) {
+            if meta.siblings.iter().any(|s| {
+                matches!(
+                    s.version.compare(&change.version),
+                    Causality::Dominates | Causality::Equal
+                )
+            }) {
+                return Resolution::Keep;
+            }
+            for s in &meta.siblings {
+                version.merge(&s.version);
+            }
+        }
+        let adopted = Change {
+            version,
+            ..change.clone()
+        };
+        self.replace(now, &adopted, change.is_tombstone());
+        Resolution::Write(change.value.clone())
+    }
+
     /// Decides what a state-push entry does here: it never deletes, and it never overwrites a key
     /// written (or removed) after `push_started_seq` (see [`write_seq`](Self::write_seq)).
     pub fn apply_push(
@@ -440,6 +467,24 @@ mod tests {
         a.receive(now, &cb2);
         assert_eq!(a.cache.get(b"k".as_slice()), val("b2").as_ref());
         assert_eq!(b.cache.get(b"k".as_slice()), val("b2").as_ref());
+    }
+
+    #[test]
+    fn a_sync_write_wins_over_a_concurrent_local_one_and_duplicates_are_ignored() {
+        let now = Instant::now();
+        let mut a = Site::new("A", MergePolicy::Default);
+        let mut b = Site::new("B", MergePolicy::Default);
+        // A wrote k while B was unreachable (WARN); now B writes k with SYNC to A.
+        a.write(now, "k", val("a-offline"));
+        let cb = b.write(now, "k", val("b-sync"));
+        assert_eq!(
+            a.store.apply_sync(now, &cb),
+            Resolution::Write(val("b-sync"))
+        );
+        assert_eq!(a.store.apply_sync(now, &cb), Resolution::Keep);
+        // A's next write dominates what B has.
+        let ca = a.store.prepare_local(b"k", val("a2"));
+        assert_eq!(ca.version.compare(&cb.version), Causality::Dominates);
     }
 
     #[test]

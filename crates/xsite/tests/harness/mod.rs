@@ -610,9 +610,8 @@ fn apply(s: &mut Site, now: Instant, change: &Change, mode: ApplyMode) -> Result
     let data = s.caches.entry(change.cache.clone()).or_default();
     let current = data.get(&change.key).cloned();
     let resolution = match mode {
-        ApplyMode::Sync { policy } | ApplyMode::Async { policy } => {
-            store.apply_remote(now, change, policy, || current)
-        }
+        ApplyMode::Sync => store.apply_sync(now, change),
+        ApplyMode::Async { policy } => store.apply_remote(now, change, policy, || current),
         ApplyMode::Push { since } => store.apply_push(now, change, since),
     };
     if let Resolution::Write(v) = resolution {
