@@ -356,6 +356,8 @@ struct Backup {
 struct Conn {
     site: Option<String>,
     rx: Vec<u8>,
+    /// When an accepted connection must have identified itself with HELLO.
+    hello_deadline: Option<Instant>,
 }
 
 struct Waiting {
@@ -524,6 +526,11 @@ impl Bridge {
                 at(d);
             }
         }
+        for c in self.conns.values() {
+            if let (None, Some(d)) = (&c.site, c.hello_deadline) {
+                at(d);
+            }
+        }
         for w in self.writes.values() {
             for x in w.waiting.values() {
                 at(x.deadline);
@@ -547,14 +554,17 @@ impl Bridge {
 
     // ---- connections ----
 
-    /// The server accepted a connection on the bridge listener.
-    pub fn accept(&mut self) -> ConnId {
+    /// The server accepted a connection on the bridge listener. It must send HELLO within the
+    /// failure timeout or it is closed.
+    pub fn accept(&mut self, now: Instant) -> ConnId {
         let conn = ConnId(self.id());
+        let deadline = now + Duration::from_millis(self.cfg.link.failure_timeout_ms);
         self.conns.insert(
             conn,
             Conn {
                 site: None,
                 rx: Vec::new(),
+                hello_deadline: Some(deadline),
             },
         );
         conn
@@ -629,6 +639,17 @@ impl Bridge {
 
     /// Timers: heartbeats, dead peers, reconnects, SYNC timeouts, ASYNC retries, push timeouts.
     pub fn handle_timeout(&mut self, now: Instant) {
+        // Accepted connections that never said HELLO.
+        let silent: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.site.is_none() && c.hello_deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in silent {
+            self.conns.remove(&conn);
+            self.events.push_back(Event::Close { conn });
+        }
         let sites: Vec<String> = self.links.keys().cloned().collect();
         for site in sites {
             let mut out = Vec::new();
@@ -650,6 +671,7 @@ impl Bridge {
                     Conn {
                         site: Some(site.clone()),
                         rx: Vec::new(),
+                        hello_deadline: None,
                     },
                 );
                 if let Some(link) = self.links.get_mut(&site) {

@@ -338,10 +338,18 @@ impl XsiteConfig {
         }
         check_site_name(&self.site)?;
         check_address(&self.listen)?;
-        if let AuthConfig::SharedSecret { secret } = &self.auth {
-            if secret.len() < MIN_SECRET_LEN {
+        match &self.auth {
+            AuthConfig::SharedSecret { secret } if secret.len() < MIN_SECRET_LEN => {
                 return Err(ConfigError::WeakSecret);
             }
+            AuthConfig::Tls { cert, key, ca }
+                if cert.is_empty() || key.is_empty() || ca.is_empty() =>
+            {
+                return Err(ConfigError::InvalidValue(
+                    "auth mode tls needs cert, key and ca".into(),
+                ));
+            }
+            _ => {}
         }
         let l = &self.link;
         if l.heartbeat_ms == 0 || l.failure_timeout_ms <= l.heartbeat_ms {
@@ -591,6 +599,14 @@ mod tests {
             secret: "short".into(),
         };
         assert_eq!(c.validate(), Err(ConfigError::WeakSecret));
+
+        let mut c = two_sites();
+        c.auth = AuthConfig::Tls {
+            cert: "c.pem".into(),
+            key: String::new(),
+            ca: "ca.pem".into(),
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::InvalidValue(_))));
 
         let mut c = two_sites();
         c.remote_sites.get_mut("NYC").unwrap().address = "nohost".into();

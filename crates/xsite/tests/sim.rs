@@ -668,7 +668,7 @@ fn an_impostor_cannot_displace_a_live_link() {
     let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 1000));
     let now = net.now;
     let nyc = net.site("NYC");
-    let rogue = nyc.bridge.accept();
+    let rogue = nyc.bridge.accept(now);
     let mut bytes = Vec::new();
     wire::encode(
         &Frame {
@@ -907,4 +907,17 @@ mod hostile_peer {
             prop_assert_eq!(net.write_wait("LON", "sessions", "k", Some(val("v"))), Outcome::Ok { warnings: vec![] });
         }
     }
+}
+
+#[test]
+fn an_accepted_connection_that_never_says_hello_is_closed() {
+    let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 1000));
+    let now = net.now;
+    let idle = net.site("NYC").bridge.accept(now);
+    net.site("NYC").bridge.handle_data(now, idle, &[0, 0]);
+    net.run_for(Duration::from_millis(7_900));
+    assert!(!net.site("NYC").log.contains(&Event::Close { conn: idle }));
+    net.run_for(Duration::from_millis(200));
+    let closed = net.site("NYC").log.contains(&Event::Close { conn: idle });
+    assert!(closed, "closed once the failure timeout passed");
 }

@@ -428,12 +428,13 @@ impl Net {
                     self.schedule(now + d * 2, Action::Closed { site: i, conn });
                     return;
                 }
-                let pconn = self.sites[peer].bridge.accept();
+                let pconn = self.sites[peer].bridge.accept(now);
                 self.wires.insert((i, conn), (peer, pconn));
                 self.wires.insert((peer, pconn), (i, conn));
                 self.schedule(now + d, Action::Connected { site: i, conn });
             }
             Event::Close { conn } => {
+                self.sites[i].log.push(Event::Close { conn });
                 if let Some((peer, pconn)) = self.wires.remove(&(i, conn)) {
                     self.wires.remove(&(peer, pconn));
                     if !self.cut.contains(&Self::pair(i, peer)) {
