@@ -1164,6 +1164,19 @@ impl Bridge {
         Ok(())
     }
 
+    /// This site and every remote site reachable now, sorted: REST `sites_view`.
+    pub fn sites_view(&self) -> Vec<String> {
+        let mut view: Vec<String> = self
+            .routes
+            .iter()
+            .filter(|r| self.reachable(&r.site))
+            .map(|r| r.site.clone())
+            .collect();
+        view.push(self.cfg.site.clone());
+        view.sort();
+        view
+    }
+
     /// Everything `site status` shows.
     pub fn status(&self, now: Instant) -> BridgeStatus {
         let routes = self

@@ -241,12 +241,15 @@ fn async_active_active_converges_to_the_merge_policy() {
 
 #[test]
 fn three_sites_async_with_faults_have_no_divergent_keys_after_quiescence() {
-    for seed in 0..6u64 {
-        let mut net = mesh(
-            &["A", "B", "C"],
-            "work",
-            asynchronous(MergePolicy::PreferNonNull),
-        );
+    let policies = [
+        MergePolicy::Default,
+        MergePolicy::PreferNonNull,
+        MergePolicy::PreferNull,
+        MergePolicy::AlwaysRemove,
+    ];
+    for seed in 0..8u64 {
+        let policy = policies[(seed % 4) as usize];
+        let mut net = mesh(&["A", "B", "C"], "work", asynchronous(policy));
         let mut rng = Rng::new(seed);
         net.set_delay("A", "B", Duration::from_millis(5));
         net.set_delay("B", "C", Duration::from_millis(30));
@@ -267,7 +270,7 @@ fn three_sites_async_with_faults_have_no_divergent_keys_after_quiescence() {
         }
         net.heal("A", "C");
         net.run_for(Duration::from_secs(60));
-        assert_eq!(net.divergent_keys("work"), 0, "seed {seed}");
+        assert_eq!(net.divergent_keys("work"), 0, "seed {seed}, {policy:?}");
         for s in ["A", "B", "C"] {
             let now = net.now;
             assert!(net
@@ -920,4 +923,37 @@ fn an_accepted_connection_that_never_says_hello_is_closed() {
     net.run_for(Duration::from_millis(200));
     let closed = net.site("NYC").log.contains(&Event::Close { conn: idle });
     assert!(closed, "closed once the failure timeout passed");
+}
+
+#[test]
+fn sync_to_two_sites_applies_each_failure_policy() {
+    let names = ["A", "B", "C"];
+    let mut a = site_config("A", &names);
+    let ca = a.caches.entry("sessions".into()).or_default();
+    ca.backups
+        .insert("B".into(), sync(FailurePolicy::Warn, 300));
+    ca.backups
+        .insert("C".into(), sync(FailurePolicy::Fail, 300));
+    let mut net = Net::new(vec![a, site_config("B", &names), site_config("C", &names)]);
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.sites_view("A"), vec!["A", "B", "C"]);
+    net.cut("A", "B");
+    let out = net.write_wait("A", "sessions", "k", Some(val("v")));
+    let Outcome::Ok { warnings } = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(warnings[0].site, "B");
+    assert_eq!(net.get("C", "sessions", "k"), Some(val("v")));
+    net.heal("A", "B");
+    net.cut("A", "C");
+    let Outcome::Failed(msg) = net.write_wait("A", "sessions", "k2", Some(val("v"))) else {
+        panic!("C is FAIL");
+    };
+    assert!(msg.contains("site 'C'"), "{msg}");
+    // B applied it before A rolled back: the documented SYNC hazard a push repairs.
+    assert_eq!(net.get("A", "sessions", "k2"), None);
+    assert_eq!(net.get("B", "sessions", "k2"), Some(val("v")));
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(net.sites_view("A"), vec!["A", "B"]);
 }

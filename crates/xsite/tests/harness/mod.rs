@@ -551,6 +551,10 @@ impl Net {
         self.pump();
     }
 
+    pub fn sites_view(&mut self, site: &str) -> Vec<String> {
+        self.site(site).bridge.sites_view()
+    }
+
     pub fn link_version(&mut self, site: &str, peer: &str) -> Option<u8> {
         let now = self.now;
         let st = self.site(site).bridge.status(now);
