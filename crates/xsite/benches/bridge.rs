@@ -2,9 +2,8 @@
 //! replication round trip between two in-process bridges (origin sends, backup applies through
 //! its `VersionStore`, origin receives the acknowledgement and the verdict).
 //!
-//! Run with `cargo bench -p ironrod-xsite --bench bridge` (add `-- --warm-up-time 1
-//! --measurement-time 3` for a
-//! quick run).
+//! Run with `cargo bench -p ironrod-xsite --bench bridge` (add
+//! `-- --warm-up-time 1 --measurement-time 3` for a quick run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::hint::black_box;
