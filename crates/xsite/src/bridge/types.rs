@@ -40,7 +40,7 @@ pub struct Transmit {
 pub struct WriteId(pub u64);
 
 /// Identifies a received change the server must apply and then report with
-/// [`Bridge::complete_apply`] (or a push start, reported with [`Bridge::complete_push_start`]).
+/// [`Bridge::complete_apply`](crate::Bridge::complete_apply) (or a push start, reported with [`Bridge::complete_push_start`](crate::Bridge::complete_push_start)).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ticket(pub u64);
 
@@ -142,7 +142,7 @@ pub enum SyncVerdict {
     Veto(BackupFailure),
 }
 
-/// The immediate answer of [`Bridge::replicate_sync`].
+/// The immediate answer of [`Bridge::replicate_sync`](crate::Bridge::replicate_sync).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SyncStart {
     /// Nothing to wait for.
@@ -154,8 +154,8 @@ pub enum SyncStart {
 /// Something the server must do or may log.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
-    /// Dial `address` for `site`; then report [`Bridge::handle_connected`] or
-    /// [`Bridge::handle_closed`].
+    /// Dial `address` for `site`; then report [`Bridge::handle_connected`](crate::Bridge::handle_connected) or
+    /// [`Bridge::handle_closed`](crate::Bridge::handle_closed).
     Connect {
         /// The new connection.
         conn: ConnId,
@@ -190,7 +190,7 @@ pub enum Event {
         /// Commit or roll back.
         verdict: SyncVerdict,
     },
-    /// Apply a change received from `from`, then call [`Bridge::complete_apply`].
+    /// Apply a change received from `from`, then call [`Bridge::complete_apply`](crate::Bridge::complete_apply).
     Apply {
         /// Completion handle.
         ticket: Ticket,
@@ -202,7 +202,7 @@ pub enum Event {
         mode: ApplyMode,
     },
     /// `from` starts pushing `cache`: report the cache's current write sequence with
-    /// [`Bridge::complete_push_start`].
+    /// [`Bridge::complete_push_start`](crate::Bridge::complete_push_start).
     PushStarting {
         /// Completion handle.
         ticket: Ticket,
@@ -212,7 +212,7 @@ pub enum Event {
         cache: String,
     },
     /// Read up to `max` entries of `cache` after `cursor` and hand them to
-    /// [`Bridge::provide_chunk`].
+    /// [`Bridge::provide_chunk`](crate::Bridge::provide_chunk).
     ReadChunk {
         /// Cache name.
         cache: String,
