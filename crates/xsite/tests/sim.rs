@@ -957,3 +957,33 @@ fn sync_to_two_sites_applies_each_failure_policy() {
     net.run_for(Duration::from_secs(10));
     assert_eq!(net.sites_view("A"), vec!["A", "B"]);
 }
+
+#[test]
+fn the_simulation_is_deterministic() {
+    let run = || {
+        let mut net = mesh(&["A", "B", "C"], "work", asynchronous(MergePolicy::Default));
+        let mut rng = Rng::new(42);
+        for step in 0..100 {
+            let site = ["A", "B", "C"][(rng.next_u64() % 3) as usize];
+            net.write(
+                site,
+                "work",
+                &format!("k{}", rng.next_u64() % 5),
+                Some(val(&format!("{step}"))),
+            );
+            if step == 50 {
+                net.cut("A", "B");
+            }
+            net.run_for(Duration::from_millis(rng.next_u64() % 30));
+        }
+        net.heal("A", "B");
+        net.run_for(Duration::from_secs(30));
+        let logs: Vec<String> = net
+            .sites
+            .iter()
+            .map(|s| format!("{:?}{:?}", s.log, s.caches))
+            .collect();
+        (logs, net.now - net.t0)
+    };
+    assert_eq!(run(), run());
+}

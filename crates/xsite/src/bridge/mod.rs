@@ -93,7 +93,7 @@ pub struct Bridge {
     groups: HashMap<u64, Group>,
     tickets: HashMap<Ticket, u64>,
     push_starts: HashMap<Ticket, (String, u64, String)>,
-    push_recv: HashMap<(String, u64), PushRecv>,
+    push_recv: BTreeMap<(String, u64), PushRecv>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
 }
@@ -160,7 +160,7 @@ impl Bridge {
             groups: HashMap::new(),
             tickets: HashMap::new(),
             push_starts: HashMap::new(),
-            push_recv: HashMap::new(),
+            push_recv: BTreeMap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })

@@ -77,7 +77,7 @@ pub struct Net {
     pub now: Instant,
     pub sites: Vec<Site>,
     /// (site, conn) → (peer site, peer conn)
-    wires: HashMap<(usize, ConnId), (usize, ConnId)>,
+    wires: BTreeMap<(usize, ConnId), (usize, ConnId)>,
     queue: BinaryHeap<Reverse<(Instant, u64, Action)>>,
     seq: u64,
     delay: HashMap<(usize, usize), Duration>,
@@ -149,7 +149,7 @@ impl Net {
             t0,
             now: t0,
             sites,
-            wires: HashMap::new(),
+            wires: BTreeMap::new(),
             queue: BinaryHeap::new(),
             seq: 0,
             delay: HashMap::new(),
