@@ -358,6 +358,21 @@ fn state_push_fills_the_backup_without_overwriting_newer_writes_or_deleting() {
             ..
         }
     )));
+    // LON told NYC when it took it offline, and when the push brought it back online.
+    let notices: Vec<bool> = net
+        .site("NYC")
+        .log
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notice {
+                from,
+                cache,
+                online,
+            } if from == "LON" && cache == "sessions" => Some(*online),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(notices, vec![false, true]);
     // The push brought the backup online; status can be cleared once finished.
     let now = net.now;
     assert!(net.site("LON").bridge.status(now).backups[0].online);

@@ -112,16 +112,25 @@ impl Bridge {
             let Some(b) = self.backups.get_mut(&key) else {
                 continue;
             };
-            if b.status.bring_online() == StatusChange::Changed {
+            let brought_online = b.status.bring_online() == StatusChange::Changed;
+            let timeout = Duration::from_millis(b.cfg.state_transfer.timeout_ms);
+            b.push.start(push, now + timeout);
+            if brought_online {
                 self.events.push_back(Event::BackupStatus {
                     cache: c.clone(),
                     site: site.to_string(),
                     online: true,
                     reason: "state push started".into(),
                 });
+                self.send_to_site(
+                    now,
+                    site,
+                    Message::SiteNotice {
+                        cache: c.clone(),
+                        online: true,
+                    },
+                );
             }
-            let timeout = Duration::from_millis(b.cfg.state_transfer.timeout_ms);
-            b.push.start(push, now + timeout);
             self.send_to_site(
                 now,
                 site,
