@@ -314,6 +314,10 @@ fn state_push_fills_the_backup_without_overwriting_newer_writes_or_deleting() {
     net.write_wait("NYC", "sessions", "nyc-only", Some(val("nyc")));
     net.write_wait("NYC", "sessions", "k050", Some(val("nyc-old")));
     let now = net.now;
+    // A client write on NYC holds k010's lock while the push arrives: the push skips that key.
+    net.site("NYC")
+        .locked
+        .insert(("sessions".to_string(), b"k010".to_vec()));
     net.site("LON")
         .bridge
         .start_push(now, Some("sessions"), "NYC")
@@ -337,9 +341,15 @@ fn state_push_fills_the_backup_without_overwriting_newer_writes_or_deleting() {
         match k.as_slice() {
             b"k099" => assert_eq!(nyc.get(k), Some(&val("nyc-during-push"))),
             b"k098" => assert_eq!(nyc.get(k), None, "a removal during the push stays"),
+            b"k010" => {}
             _ => assert_eq!(nyc.get(k), Some(v), "{}", String::from_utf8_lossy(k)),
         }
     }
+    assert_eq!(
+        nyc.get(b"k010".as_slice()),
+        None,
+        "a key locked by a local write is skipped"
+    );
     assert_eq!(
         nyc.get(b"k050".as_slice()),
         Some(&val("lon")),

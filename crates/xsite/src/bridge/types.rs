@@ -57,6 +57,8 @@ pub enum ApplyMode {
         policy: MergePolicy,
     },
     /// State push: resolve with [`crate::VersionStore::apply_push`] and this start sequence.
+    /// Take the key's lock without waiting: a key locked now is being written locally, after the
+    /// push began, so the push skips it (report success) instead of failing the chunk.
     Push {
         /// The receiver's write sequence when the push began.
         since: u64,

@@ -603,6 +603,10 @@ fn apply(s: &mut Site, now: Instant, change: &Change, mode: ApplyMode) -> Result
     if s.locked
         .contains(&(change.cache.clone(), change.key.clone()))
     {
+        if let ApplyMode::Push { .. } = mode {
+            // A local write holds the key: it is newer than the push, which skips the key.
+            return Ok(());
+        }
         return Err(ApplyFailure {
             cause: Cause::LOCK_TIMEOUT,
             message: "lock held by a local write".into(),
