@@ -5,6 +5,7 @@
 //! codec's (`ironrod-codec`) and the data is the engine's (`ironrod-engine`).
 
 pub mod auth;
+pub mod authz;
 pub mod config;
 pub mod connection;
 pub mod errors;
@@ -13,6 +14,7 @@ pub mod iterations;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use state::State;

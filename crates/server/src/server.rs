@@ -12,8 +12,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::connection;
 use crate::state::State;
+use crate::tls;
 
 /// Serves Hot Rod on `listener` until `shutdown` completes, then stops accepting, lets
 /// connections answer what they already received (up to the grace period) and returns.
@@ -47,7 +47,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, shutdown: impl Futu
         let state = state.clone();
         let stop = stop.child_token();
         tasks.spawn(async move {
-            connection::serve(socket, peer, local, state, stop).await;
+            tls::serve(socket, peer, local, state, stop).await;
             drop(permit);
         });
     }

@@ -43,6 +43,10 @@ pub struct Session {
     pub last_cache: Option<(String, u64, Arc<Cache>)>,
     /// Authentication belongs to the connection, as in the reference server.
     pub auth: AuthState,
+    /// Plain TCP or TLS, and what TLS learnt about the client.
+    pub transport: crate::tls::Transport,
+    /// Set by a failed authentication: the connection holds its answers this long.
+    pub auth_delay: Option<std::time::Duration>,
 }
 
 impl Session {
@@ -58,6 +62,8 @@ impl Session {
             get_streams: HashMap::new(),
             last_cache: None,
             auth: AuthState::Unauthenticated,
+            transport: crate::tls::Transport::default(),
+            auth_delay: None,
         }
     }
 

@@ -26,6 +26,10 @@ pub struct State {
     /// The SASL mechanism factory; `None` while authentication is off (see
     /// [`State::with_credentials`]).
     pub auth: Option<Mechanisms>,
+    /// TLS on the Hot Rod port; `None` when `[tls]` names no certificate.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Slows down repeated authentication failures per address (`[security]`).
+    pub auth_failures: crate::auth::FailureThrottle,
 }
 
 impl State {
@@ -54,6 +58,8 @@ impl State {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             auth: None,
+            tls: None,
+            auth_failures: crate::auth::FailureThrottle::from_config(&config.security),
             config,
         })
     }
