@@ -104,9 +104,7 @@ impl State {
     /// everything but PING, AUTH_MECH_LIST and AUTH), or authenticated without a role that
     /// grants the operation's permission on the cache it names (ISPN000287).
     pub(crate) fn gate(&self, h: &RequestHeader, op: &Op, session: &Session) -> Option<Refusal> {
-        if self.auth.is_none() {
-            return None;
-        }
+        self.auth.as_ref()?;
         let opcode = op.opcode();
         let (user, grants) = match &session.auth {
             AuthState::Authenticated { user, grants, .. } => (user, grants),
