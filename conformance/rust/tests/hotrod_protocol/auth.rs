@@ -33,10 +33,7 @@ async fn start_secured() -> Secured {
     let mut config = Config::default();
     config.security.plain_in_clear = true;
     config.security.failure_delay_ms = 0;
-    let state = State::new(config)
-        .unwrap()
-        .with_credentials(store)
-        .unwrap();
+    let state = State::new(config).unwrap().with_credentials(store).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = oneshot::channel::<()>();
