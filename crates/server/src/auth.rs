@@ -62,6 +62,8 @@ pub fn sasl_config(security: &SecurityConfig, iterations: u32) -> SaslConfig {
         .mechanisms
         .iter()
         .filter_map(|m| MechanismName::parse(m))
+        // EXTERNAL depends on the connection's certificate, not on this list.
+        .filter(|m| *m != MechanismName::External)
         .collect();
     config.plain_in_clear = security.plain_in_clear;
     config.mock_iterations = iterations;

@@ -113,6 +113,13 @@ impl CreateUser {
             return ExitCode::from(1);
         }
         println!("user '{}' written to {}", self.name, path.display());
+        if roles.is_empty() {
+            eprintln!(
+                "ironrod: note: '{}' has no roles; with authorization on it may only do what a role \
+                 named like it grants (see --roles: admin, deployer, application, observer, monitor)",
+                self.name
+            );
+        }
         ExitCode::SUCCESS
     }
 }
