@@ -412,6 +412,44 @@ mod tests {
     }
 
     #[test]
+    fn the_tls_and_authorization_tables_parse_from_toml() {
+        let c = crate::Config::from_toml(
+            r#"
+            [tls]
+            certificate = "s.pem"
+            key = "s-key.pem"
+            mode = "optional"
+            client_ca = "ca.pem"
+            client_auth = "want"
+            [tls.sni."cache.example.com"]
+            certificate = "c.pem"
+            key = "c-key.pem"
+            [authorization.roles]
+            reader = ["READ", "MONITOR"]
+            [caches.sessions]
+            roles = ["deployer"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.tls.mode, TlsMode::Optional);
+        assert_eq!(c.tls.client_auth, ClientAuth::Want);
+        assert_eq!(
+            c.tls.sni["cache.example.com"].certificate,
+            PathBuf::from("c.pem")
+        );
+        assert!(c.authorization.is_enabled());
+        assert!(c.authorization.role("reader").is_some());
+        assert_eq!(
+            c.caches["sessions"].roles.as_deref(),
+            Some(&["deployer".to_string()][..])
+        );
+        let e = crate::Config::from_toml("[tls]\nmode = \"sometimes\"\n").unwrap_err();
+        assert!(e.to_string().contains("sometimes"), "{e}");
+        let e = crate::Config::from_toml("[authorization.roles]\nx = [\"FLY\"]\n").unwrap_err();
+        assert!(e.to_string().contains("FLY"), "{e}");
+    }
+
+    #[test]
     fn missing_files_are_reported_with_their_path() {
         let c = TlsConfig {
             certificate: Some("/nonexistent/c.pem".into()),

@@ -456,3 +456,64 @@ async fn reload_serves_new_certificates_and_keeps_the_old_on_a_bad_file() {
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn want_accepts_clients_without_a_certificate_and_offers_them_no_external() {
+    let dir = temp_dir();
+    let ca = Ca::new("test CA");
+    let client_ca = Ca::new("client CA");
+    let mut config = tls_config(&dir, &ca, TlsMode::Required);
+    config.client_ca = Some(client_ca.write(&dir, "client-ca"));
+    config.client_auth = ClientAuth::Want;
+    let (srv, _) = start(config).await;
+    let mut c = connect_tls(&srv, client_config(&[ca.root()], None), "localhost")
+        .await
+        .unwrap();
+    let names = c.mechanisms().await;
+    assert!(!names.iter().any(|n| n == "EXTERNAL"), "{names:?}");
+    let r = c
+        .call(Op::Auth {
+            mechanism: "EXTERNAL".into(),
+            response: Bytes::new(),
+        })
+        .await;
+    assert_eq!(
+        r.body,
+        ResponseBody::Error(
+            "java.lang.IllegalArgumentException: ISPN006025: Invalid mech 'EXTERNAL'".into()
+        )
+    );
+    assert_eq!(
+        c.call(plain("alice", "secret")).await.status,
+        Status::SUCCESS
+    );
+    // A certificate from another CA is not trusted, so it does not authenticate anyone.
+    let stranger = ca.leaf(&dir, "stranger", "alice", None);
+    let refused = match connect_tls(
+        &srv,
+        client_config(&[ca.root()], Some(&stranger)),
+        "localhost",
+    )
+    .await
+    {
+        Err(_) => true,
+        Ok(mut c) => {
+            let mut out = BytesMut::new();
+            ClientCodec::default()
+                .encode(
+                    &Request {
+                        header: RequestHeader::new(1, V, ""),
+                        op: Op::AuthMechList,
+                    },
+                    &mut out,
+                )
+                .unwrap();
+            let _ = c.stream.write_all(&out).await;
+            let mut buf = [0u8; 64];
+            !matches!(c.stream.read(&mut buf).await, Ok(n) if n > 0)
+        }
+    };
+    assert!(refused, "a certificate from an untrusted CA was accepted");
+    srv.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
