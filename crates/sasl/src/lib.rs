@@ -45,6 +45,7 @@
 mod crypto;
 mod digest_md5;
 mod error;
+mod external;
 mod mechanism;
 mod plain;
 mod scram;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use crate::digest_md5::DigestMd5Server;
+use crate::external::ExternalServer;
 use crate::plain::PlainServer;
 use crate::scram::{ScramHash, ScramServer};
 use crate::{AuthError, CredentialStore, RandomError};
@@ -18,6 +19,10 @@ pub enum MechanismName {
     DigestMd5,
     /// RFC 5802 with the given hash (RFC 7677 for SHA-256; SHA-384/512 by the same pattern).
     Scram(ScramHash),
+    /// RFC 4422 appendix A: the TLS client certificate names the user. Not in
+    /// [`MechanismName::ALL`]: it is offered only on connections that presented a verified
+    /// certificate (see [`Mechanisms::start_external`]).
+    External,
 }
 
 impl MechanismName {
@@ -37,6 +42,7 @@ impl MechanismName {
             Self::Plain => "PLAIN",
             Self::DigestMd5 => "DIGEST-MD5",
             Self::Scram(h) => h.mechanism_name(),
+            Self::External => "EXTERNAL",
         }
     }
 
@@ -45,6 +51,7 @@ impl MechanismName {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL
             .into_iter()
+            .chain([Self::External])
             .find(|m| m.as_str().eq_ignore_ascii_case(name))
     }
 
@@ -186,11 +193,27 @@ impl Mechanisms {
         }
         let ctx = Arc::clone(&self.ctx);
         let state = match mechanism {
+            MechanismName::External => {
+                // Only `start_external` knows the certificate's identity.
+                return Err(AuthError::MechanismNotEnabled { mechanism });
+            }
             MechanismName::Plain => State::Plain(PlainServer::new(ctx)),
             MechanismName::DigestMd5 => State::DigestMd5(DigestMd5Server::new(ctx, None)),
             MechanismName::Scram(hash) => State::Scram(ScramServer::new(ctx, hash, None)),
         };
         Ok(Mechanism { state })
+    }
+
+    /// Starts EXTERNAL for a connection whose TLS client certificate was verified and names
+    /// `identity` (the subject's common name). The caller decides whether the certificate
+    /// counts; this only maps the identity to a stored user and its roles.
+    pub fn start_external(&self, identity: &str) -> Mechanism {
+        Mechanism {
+            state: State::External(ExternalServer::new(
+                Arc::clone(&self.ctx),
+                identity.to_owned(),
+            )),
+        }
     }
 
     #[cfg(test)]
@@ -235,6 +258,7 @@ enum State {
     Plain(PlainServer),
     DigestMd5(DigestMd5Server),
     Scram(ScramServer),
+    External(ExternalServer),
 }
 
 /// The result of one successful step.
@@ -260,6 +284,7 @@ impl Mechanism {
             State::Plain(_) => MechanismName::Plain,
             State::DigestMd5(_) => MechanismName::DigestMd5,
             State::Scram(s) => MechanismName::Scram(s.hash()),
+            State::External(_) => MechanismName::External,
         }
     }
 
@@ -269,6 +294,7 @@ impl Mechanism {
             State::Plain(s) => s.step(client),
             State::DigestMd5(s) => s.step(client),
             State::Scram(s) => s.step(client),
+            State::External(s) => s.step(client),
         }
     }
 

@@ -728,5 +728,49 @@ fn mechanism_names_round_trip() {
         assert_eq!(MechanismName::parse(m.as_str()), Some(m));
         assert_eq!(m.to_string(), m.as_str());
     }
-    assert_eq!(MechanismName::parse("EXTERNAL"), None);
+    assert_eq!(MechanismName::parse("GSSAPI"), None);
+}
+
+// ---------------------------------------------------------------- EXTERNAL
+
+#[test]
+fn external_maps_the_certificate_identity_to_a_stored_user() {
+    let m = mechanisms();
+    match m.start_external("alice").step(b"").unwrap() {
+        Step::Success {
+            user,
+            roles: r,
+            final_data,
+        } => {
+            assert_eq!(user, "alice");
+            assert_eq!(r, roles(&["admin", "reader"]));
+            assert!(final_data.is_none());
+        }
+        other => panic!("expected success, got {other:?}"),
+    }
+    assert!(matches!(
+        m.start_external("alice").step(b"alice").unwrap(),
+        Step::Success { .. }
+    ));
+}
+
+#[test]
+fn external_refuses_unknown_identities_and_other_authzids() {
+    let m = mechanisms();
+    let e = m.start_external("mallory").step(b"").unwrap_err();
+    assert!(
+        matches!(e, AuthError::UnknownUser { ref user, .. } if user == "mallory"),
+        "{e}"
+    );
+    let e = m.start_external("alice").step(b"bob").unwrap_err();
+    assert!(matches!(e, AuthError::AuthzidDenied { .. }), "{e}");
+    assert!(
+        m.start("EXTERNAL", true).is_err(),
+        "EXTERNAL needs a certificate identity"
+    );
+    assert_eq!(
+        MechanismName::parse("external"),
+        Some(MechanismName::External)
+    );
+    assert!(!MechanismName::ALL.contains(&MechanismName::External));
 }

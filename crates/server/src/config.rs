@@ -88,6 +88,10 @@ pub struct Config {
     pub security: SecurityConfig,
     /// The REST, health and metrics surface on the Hot Rod port (`[http]`).
     pub http: HttpConfig,
+    /// TLS on the Hot Rod port (`[tls]`); off unless a certificate is configured.
+    pub tls: crate::tls::TlsConfig,
+    /// Role-based access control (`[authorization]`); see `authz.rs`.
+    pub authorization: crate::authz::AuthorizationConfig,
 }
 
 /// The `[http]` table: HTTP on the Hot Rod port.
@@ -134,10 +138,16 @@ pub struct SecurityConfig {
     /// Mechanisms to offer, in order (IANA names; default: every implemented one, strongest
     /// first).
     pub mechanisms: Vec<String>,
-    /// Whether PLAIN may run on a connection without TLS. True by default only because
-    /// Ironrod has no TLS yet, and Keycloak setups that use PLAIN would otherwise break; turn
-    /// it off to offer challenge-response mechanisms only. The default flips once TLS exists.
+    /// Whether PLAIN may run on a connection without TLS (default false: PLAIN sends the
+    /// password itself, so it is offered only inside TLS unless the operator says otherwise).
     pub plain_in_clear: bool,
+    /// Failed authentications from one address are answered after `failure_delay_ms`,
+    /// doubling per further failure within `failure_window_ms` up to `failure_delay_max_ms`
+    /// (0 turns the slow-down off); at most `failure_addresses` addresses are remembered.
+    pub failure_delay_ms: u64,
+    pub failure_delay_max_ms: u64,
+    pub failure_window_ms: u64,
+    pub failure_addresses: usize,
 }
 
 impl Default for SecurityConfig {
@@ -150,7 +160,11 @@ impl Default for SecurityConfig {
                 .iter()
                 .map(|m| m.as_str().to_string())
                 .collect(),
-            plain_in_clear: true,
+            plain_in_clear: false,
+            failure_delay_ms: 100,
+            failure_delay_max_ms: 5_000,
+            failure_window_ms: 60_000,
+            failure_addresses: 10_000,
         }
     }
 }
@@ -188,6 +202,8 @@ pub struct CacheSettings {
     pub acquire_timeout_ms: Option<u64>,
     /// `READ_COMMITTED` or `REPEATABLE_READ`.
     pub isolation: Option<String>,
+    /// With authorization on: the only roles that may use this cache (absent: every role).
+    pub roles: Option<Vec<String>>,
 }
 
 impl Default for Config {
@@ -206,6 +222,8 @@ impl Default for Config {
             log: "info".to_string(),
             security: SecurityConfig::default(),
             http: HttpConfig::default(),
+            tls: crate::tls::TlsConfig::default(),
+            authorization: crate::authz::AuthorizationConfig::default(),
         }
     }
 }
@@ -448,6 +466,10 @@ impl Config {
                 )));
             }
         }
+        self.tls.validate().map_err(ConfigError::Invalid)?;
+        self.authorization
+            .validate()
+            .map_err(ConfigError::Invalid)?;
         if self.security.server_name.is_empty() {
             return Err(ConfigError::Invalid(
                 "security.server_name must not be empty".into(),
@@ -655,7 +677,7 @@ mod tests {
         assert_eq!(c.security.users_file, Some(PathBuf::from("u.toml")));
         assert_eq!(c.security.server_name, "infinispan");
         assert_eq!(c.security.realms, vec!["default".to_string()]);
-        assert!(c.security.plain_in_clear);
+        assert!(!c.security.plain_in_clear);
         assert_eq!(c.security.mechanisms.len(), 2);
     }
 }

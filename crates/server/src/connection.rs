@@ -28,7 +28,7 @@ const READ_RESERVE: usize = 16 * 1024;
 /// Serves one connection until the peer closes it, it fails, or `shutdown` fires (after the
 /// requests already received are answered).
 pub async fn serve<S>(
-    mut stream: S,
+    stream: S,
     peer: SocketAddr,
     local: SocketAddr,
     state: Arc<State>,
@@ -36,8 +36,20 @@ pub async fn serve<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    serve_session(stream, Session::new(peer, local), state, shutdown).await;
+}
+
+/// [`serve`] with a session made by the caller (TLS fills in what the handshake learnt).
+pub async fn serve_session<S>(
+    mut stream: S,
+    mut session: Session,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let peer = session.peer;
     let mut codec = ServerCodec::new(state.limits.clone());
-    let mut session = Session::new(peer, local);
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut wbuf = BytesMut::with_capacity(READ_RESERVE);
     loop {
@@ -58,6 +70,10 @@ pub async fn serve<S>(
         if let Some(e) = fatal {
             refuse_and_close(stream, wbuf, e, peer, &state).await;
             return;
+        }
+        if let Some(delay) = session.auth_delay.take() {
+            // A failed authentication: hold the answer (see `auth::FailureThrottle`).
+            tokio::time::sleep(delay).await;
         }
         if !flush(&mut stream, &mut wbuf, &state).await {
             return;

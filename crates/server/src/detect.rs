@@ -11,15 +11,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
+use crate::session::Session;
 use crate::state::State;
+use crate::tls::TlsMode;
 use crate::{connection, http};
 
 /// Waits for the client's first byte, then serves the connection with the protocol it
-/// speaks. The byte is only peeked, so each protocol reads the stream from its start.
+/// speaks: TLS first when it opens with a handshake (then the protocol inside is told apart the
+/// same way), Hot Rod or HTTP otherwise. Cleartext bytes are only peeked, so each protocol
+/// reads the stream from its start; decrypted ones are replayed through [`Prefixed`].
 pub async fn serve_socket(
     socket: TcpStream,
     peer: SocketAddr,
@@ -41,11 +47,58 @@ pub async fn serve_socket(
         }
     }
     let [byte] = first;
-    match Protocol::classify(byte) {
-        Protocol::HotRod => connection::serve(socket, peer, local, state, stop).await,
-        Protocol::Http if state.config.http.enabled => http::serve(socket, peer, state, stop).await,
+    let protocol = Protocol::classify(byte);
+    let session = Session::new(peer, local);
+    match (protocol, state.tls.clone()) {
+        (Protocol::Tls, None) => warn!(%peer, "closing a TLS connection: TLS is not configured"),
+        (Protocol::Tls, Some(tls)) => {
+            let Some((mut stream, transport)) = tls.handshake(socket, peer).await else {
+                return;
+            };
+            let mut first = [0u8; 1];
+            let read = tokio::select! {
+                _ = stop.cancelled() => return,
+                read = stream.read(&mut first) => read,
+            };
+            match read {
+                Ok(1) => {}
+                Ok(_) => return,
+                Err(e) => {
+                    debug!(%peer, "TLS connection failed before its first byte: {e}");
+                    return;
+                }
+            }
+            let [byte] = first;
+            let stream = Prefixed::new(Bytes::copy_from_slice(&first), stream);
+            let mut session = session;
+            session.transport = transport;
+            serve_cleartext(Protocol::classify(byte), stream, session, state, stop).await;
+        }
+        (_, Some(tls)) if tls.mode() == TlsMode::Required => {
+            warn!(%peer, "closing connection: TLS is required and the client spoke cleartext");
+        }
+        (protocol, _) => serve_cleartext(protocol, socket, session, state, stop).await,
+    }
+}
+
+/// Serves Hot Rod or HTTP on a stream that is cleartext (or already decrypted).
+async fn serve_cleartext<S>(
+    protocol: Protocol,
+    stream: S,
+    session: Session,
+    state: Arc<State>,
+    stop: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session.peer;
+    match protocol {
+        Protocol::Http if state.config.http.enabled => {
+            http::serve(stream, session, state, stop).await
+        }
         Protocol::Http => debug!(%peer, "closing an HTTP connection: http.enabled is false"),
-        Protocol::Tls => warn!(%peer, "closing a TLS connection: TLS is not configured"),
+        Protocol::Tls => warn!(%peer, "closing connection: a TLS handshake inside TLS"),
+        Protocol::HotRod => connection::serve_session(stream, session, state, stop).await,
     }
 }
 

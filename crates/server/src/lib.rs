@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod authz;
 pub mod config;
 pub mod connection;
 pub mod detect;
@@ -16,6 +17,7 @@ pub mod iterations;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod tls;
 
 pub use config::Config;
 pub use state::State;

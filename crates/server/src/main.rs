@@ -122,6 +122,13 @@ impl CreateUser {
             return ExitCode::from(1);
         }
         println!("user '{}' written to {}", self.name, path.display());
+        if roles.is_empty() {
+            eprintln!(
+                "ironrod: note: '{}' has no roles; with authorization on it may only do what a role \
+                 named like it grants (see --roles: admin, deployer, application, observer, monitor)",
+                self.name
+            );
+        }
         ExitCode::SUCCESS
     }
 }
@@ -230,13 +237,35 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let state = match State::new(config) {
+    let tls = if config.tls.enabled() {
+        match ironrod_server::tls::Tls::load(&config.tls) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
+    let mut state = match State::new(config) {
         Ok(s) => s,
         Err(e) => {
             error!("invalid cache configuration: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(tls) = &tls {
+        info!(
+            "TLS enabled ({:?}); SIGHUP reloads the certificates",
+            tls.mode()
+        );
+        state.tls = Some(tls.clone());
+        tokio::spawn(ironrod_server::tls::reload_on_sighup(
+            tls.clone(),
+            tokio_util::sync::CancellationToken::new(),
+        ));
+    }
     let state = match credentials {
         Some(store) => {
             let users = store.user_names().count();

@@ -45,6 +45,10 @@ pub struct Session {
     pub auth: AuthState,
     /// Remote transactions this connection prepared; rolled back if it closes first.
     pub transactions: Option<crate::handler::tx::SessionTransactions>,
+    /// Plain TCP or TLS, and what TLS learnt about the client.
+    pub transport: crate::tls::Transport,
+    /// Set by a failed authentication: the connection holds its answers this long.
+    pub auth_delay: Option<std::time::Duration>,
 }
 
 impl Session {
@@ -61,6 +65,8 @@ impl Session {
             last_cache: None,
             auth: AuthState::Unauthenticated,
             transactions: None,
+            transport: crate::tls::Transport::default(),
+            auth_delay: None,
         }
     }
 

@@ -30,6 +30,10 @@ pub struct State {
     pub transactions: Arc<crate::handler::tx::Transactions>,
     /// Digest nonces issued to HTTP clients.
     pub http_nonces: crate::http::credentials::Nonces,
+    /// TLS on the Hot Rod port; `None` when `[tls]` names no certificate.
+    pub tls: Option<Arc<crate::tls::Tls>>,
+    /// Slows down repeated authentication failures per address (`[security]`).
+    pub auth_failures: crate::auth::FailureThrottle,
 }
 
 impl State {
@@ -60,6 +64,8 @@ impl State {
             auth: None,
             transactions: Arc::default(),
             http_nonces: Default::default(),
+            tls: None,
+            auth_failures: crate::auth::FailureThrottle::from_config(&config.security),
             config,
         })
     }

@@ -24,18 +24,22 @@ use common::{Client, TestServer};
 const TIMEOUT: Duration = Duration::from_secs(10);
 const V: Version = Version::V4_0;
 
-/// A server with authentication on: user `alice`, password `secret`, role `admin`.
+/// A server with authentication on: user `alice`, password `secret`, role `admin`; PLAIN
+/// allowed in clear (these tests speak plain TCP).
 async fn start_secured() -> TestServer {
+    let mut config = Config::default();
+    config.security.plain_in_clear = true;
+    start_with(config).await
+}
+
+async fn start_with(config: Config) -> TestServer {
     let mut store = CredentialStore::new();
     store.set_iterations(4096).unwrap();
     let realms = vec!["default".to_string()];
     store
         .set_user("alice", "secret", &["admin".to_string()], &realms)
         .unwrap();
-    let state = State::new(Config::default())
-        .unwrap()
-        .with_credentials(store)
-        .unwrap();
+    let state = State::new(config).unwrap().with_credentials(store).unwrap();
     TestServer::start(state, TIMEOUT).await
 }
 
@@ -229,5 +233,47 @@ async fn without_users_auth_stays_off() {
         c.call(auth(3, "PLAIN", b"\0a\0b")).await.opcode,
         OpCode::ERROR
     );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn plain_is_neither_offered_nor_accepted_in_clear_by_default() {
+    let srv = start_with(Config::default()).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
+    let r = c.call(request(1, Op::AuthMechList)).await;
+    let ResponseBody::Names(names) = r.body else {
+        panic!("not a mechanism list: {r:?}");
+    };
+    assert!(!names.iter().any(|n| n == "PLAIN"), "{names:?}");
+    assert!(names.iter().any(|n| n == "SCRAM-SHA-512"), "{names:?}");
+    let r = c.call(auth(2, "PLAIN", b"\0alice\0secret")).await;
+    assert_error(
+        &r,
+        "java.lang.IllegalArgumentException: ISPN006025: Invalid mech 'PLAIN'",
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn repeated_failures_from_one_address_are_answered_ever_later() {
+    let mut config = Config::default();
+    config.security.plain_in_clear = true;
+    config.security.failure_delay_ms = 150;
+    config.security.failure_delay_max_ms = 10_000;
+    let srv = start_with(config).await;
+    let mut c = Client::connect_with(srv.addr, TIMEOUT).await;
+    let mut took = Vec::new();
+    for id in 1..=3 {
+        let start = std::time::Instant::now();
+        let r = c.call(auth(id, "PLAIN", b"\0alice\0wrong")).await;
+        assert_error(
+            &r,
+            "java.lang.SecurityException: ISPN006024: Invalid credentials",
+        );
+        took.push(start.elapsed());
+    }
+    // 150, 300, 600 ms: each answer waits at least its delay.
+    assert!(took[0] >= Duration::from_millis(150), "{took:?}");
+    assert!(took[2] >= Duration::from_millis(600), "{took:?}");
     srv.stop().await;
 }

@@ -29,10 +29,11 @@ async fn start_secured() -> Secured {
             &["default".to_string()],
         )
         .unwrap();
-    let state = State::new(Config::default())
-        .unwrap()
-        .with_credentials(store)
-        .unwrap();
+    // The client speaks plain TCP here, so PLAIN must be allowed in clear explicitly.
+    let mut config = Config::default();
+    config.security.plain_in_clear = true;
+    config.security.failure_delay_ms = 0;
+    let state = State::new(config).unwrap().with_credentials(store).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, rx) = oneshot::channel::<()>();

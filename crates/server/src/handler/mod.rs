@@ -68,7 +68,7 @@ impl State {
     pub fn handle(&self, req: Request, session: &mut Session, out: &mut BytesMut) {
         let Request { header, op } = req;
         let opcode = op.opcode();
-        if let Some(refusal) = self.gate(opcode, session) {
+        if let Some(refusal) = self.gate(&header, &op, session) {
             Response::error(
                 header.message_id,
                 header.version,
@@ -213,7 +213,7 @@ impl State {
         let opcode = op.opcode();
         match op {
             Op::Ping => self.ping(h),
-            Op::AuthMechList => self.auth_mech_list(),
+            Op::AuthMechList => self.auth_mech_list(session),
             Op::Auth {
                 mechanism,
                 response,

@@ -23,7 +23,6 @@ pub mod request;
 pub mod route;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use hyper::service::service_fn;
@@ -33,14 +32,16 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::session::Session;
 use crate::state::State;
 
 /// Serves HTTP on one connection until the peer closes it or `shutdown` fires (requests in
 /// flight are finished first).
-pub async fn serve<S>(io: S, peer: SocketAddr, state: Arc<State>, shutdown: CancellationToken)
+pub async fn serve<S>(io: S, session: Session, state: Arc<State>, shutdown: CancellationToken)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = session.peer;
     let service = service_fn(move |req| {
         let state = state.clone();
         async move { Ok::<_, Infallible>(route::handle(req, peer, &state).await) }

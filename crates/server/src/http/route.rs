@@ -11,6 +11,7 @@ use super::credentials::{self, Principal, Verdict};
 use super::reply::{self, Reply};
 use super::request::{Call, ReadError};
 use super::{caches, container, metrics};
+use crate::authz::{self, Permission, Subject};
 use crate::state::State;
 
 /// Answers one HTTP request.
@@ -27,7 +28,70 @@ pub async fn handle(req: hyper::Request<Incoming>, peer: SocketAddr, state: &Sta
         Ok(p) => p,
         Err(challenge) => return *challenge,
     };
-    route(&call, principal.as_ref(), state)
+    if let (Some(p), Some(needed)) = (&principal, permission(&call)) {
+        if let Some(refusal) = authorize(p, needed, &call, peer, state) {
+            return refusal;
+        }
+    }
+    route(&call, state)
+}
+
+/// The permission a request needs, as Infinispan's REST resources declare them; `None` for
+/// what any authenticated user may read (container info, health, server version).
+fn permission(call: &Call) -> Option<Permission> {
+    let read = is_read(&call.method);
+    Some(match call.path().as_slice() {
+        ["rest", "v2", "caches"] => return None,
+        ["rest", "v2", "caches", _] => match (read, call.action()) {
+            (true, Some("stats")) => Permission::Monitor,
+            (true, Some("size")) => Permission::BulkRead,
+            (true, _) => return None,
+            (false, Some("clear")) => Permission::BulkWrite,
+            (false, _) => Permission::Create,
+        },
+        ["rest", "v2", "caches", _, _] if read => Permission::Read,
+        ["rest", "v2", "caches", _, _] => Permission::Write,
+        ["metrics", ..] => Permission::Monitor,
+        _ => return None,
+    })
+}
+
+/// The 403 to send when the user's roles (limited to the cache's admitted roles, if it names
+/// a cache) lack `needed`.
+fn authorize(
+    p: &Principal,
+    needed: Permission,
+    call: &Call,
+    peer: SocketAddr,
+    state: &State,
+) -> Option<Reply> {
+    let authorization = &state.config.authorization;
+    if !authorization.is_enabled() {
+        return None;
+    }
+    let grants = authorization.grants(&p.user, &p.roles);
+    let cache = match call.path().as_slice() {
+        ["rest", "v2", "caches", cache, ..] => Some(cache.to_string()),
+        _ => None,
+    };
+    let admitted = cache
+        .as_deref()
+        .and_then(|c| state.config.caches.get(c))
+        .and_then(|c| c.roles.as_deref());
+    if authz::effective(&grants, admitted).allows(needed) {
+        return None;
+    }
+    info!(%peer, user = %p.user, target = %call.raw_target, permission = needed.name(),
+        "HTTP request refused: the user's roles lack the permission");
+    let subject = Subject {
+        user: &p.user,
+        roles: &grants,
+        peer,
+    };
+    Some(reply::error(
+        StatusCode::FORBIDDEN,
+        &authz::unauthorized(&subject, needed).message,
+    ))
 }
 
 /// What a path needs: most need a user when authentication is on; probes may not.
@@ -102,10 +166,9 @@ fn authenticate(
     }
 }
 
-fn route(call: &Call, principal: Option<&Principal>, state: &State) -> Reply {
+fn route(call: &Call, state: &State) -> Reply {
     let path = call.path();
     let m = &call.method;
-    let _ = principal;
     match path.as_slice() {
         ["rest", "v2", "caches"] if is_read(m) => caches::list(state),
         ["rest", "v2", "caches", cache] => caches::cache(call, cache, state),

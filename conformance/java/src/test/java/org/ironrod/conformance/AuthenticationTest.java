@@ -7,12 +7,16 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.File;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.List;
@@ -28,6 +32,7 @@ import org.infinispan.client.hotrod.RemoteCacheManager;
 import org.infinispan.client.hotrod.configuration.ClientIntelligence;
 import org.infinispan.client.hotrod.configuration.ConfigurationBuilder;
 import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,10 +41,13 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * SASL authentication with the real client, configured as Keycloak configures it, against a second
- * Ironrod started here with a users file written by {@code ironrod user create}: DIGEST-MD5 (the
- * remote-store XML: realm {@code default}, server name {@code infinispan}), SCRAM-SHA-512
- * (Keycloak 26) and PLAIN each authenticate and read/write through a pool of several connections;
- * a wrong password fails the first operation; a client without credentials gets ISPN006017.
+ * Ironrod started here with a users file written by {@code ironrod user create} and TLS optional
+ * on the same port: DIGEST-MD5 in clear (the remote-store XML: realm {@code default}, server name
+ * {@code infinispan}), SCRAM-SHA-512 in clear and over TLS as Keycloak 26 sets it up (hostname
+ * validation, SNI = the host, a truststore holding the test CA), and PLAIN over TLS each
+ * authenticate and read/write through a pool of 16 connections; a wrong password fails the first
+ * operation; a client without credentials gets ISPN006017; an observer is refused a write with
+ * ISPN000287. Certificates come fresh from {@code ironrod-test-certs} (built next to the server).
  *
  * <p>The server binary comes from {@code -Dironrod.bin} or {@code IRONROD_BIN} (run.sh exports it).
  */
@@ -49,6 +57,9 @@ class AuthenticationTest {
    private static Process server;
    private static Path dir;
    private static int port;
+   /** The host name the test certificate is valid for: what Keycloak sets as SNI. */
+   private static final String TLS_HOST = "localhost";
+   private static Path truststore;
 
    @BeforeAll
    static void startServer() throws Exception {
@@ -64,11 +75,22 @@ class AuthenticationTest {
       assertTrue(create.waitFor(30, TimeUnit.SECONDS), "ironrod user create did not finish");
       assertEquals(0, create.exitValue(), "ironrod user create failed: "
             + Files.readString(dir.resolve("user-create.log")));
+      run(bin, "user", "create", "reader", "--password", "secret", "--roles", "observer",
+            "--users-file", users.toString());
+      String tls = "";
+      File certs = new File(new File(bin).getParentFile(), "ironrod-test-certs");
+      if (certs.canExecute()) {
+         run(certs.getPath(), dir.toString());
+         truststore = dir.resolve("truststore.p12");
+         writeTruststore(dir.resolve("ca.pem"), truststore);
+         tls = "[tls]\nmode = \"optional\"\ncertificate = \"" + toml(dir.resolve("server.pem"))
+               + "\"\nkey = \"" + toml(dir.resolve("server-key.pem")) + "\"\n";
+      }
       for (int attempt = 1; attempt <= 3; attempt++) {
          port = freePort();
          Path config = dir.resolve("ironrod.toml");
          Files.writeString(config, "bind = \"" + HOST + ":" + port + "\"\n[security]\nusers_file = \""
-               + users.toString().replace("\\", "\\\\").replace("\"", "\\\"") + "\"\n", StandardCharsets.UTF_8);
+               + toml(users) + "\"\nfailure_delay_ms = 0\n" + tls, StandardCharsets.UTF_8);
          server = new ProcessBuilder(bin, "--config", config.toString(), "--log", "warn")
                .redirectErrorStream(true).redirectOutput(dir.resolve("server.log").toFile()).start();
          long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
@@ -96,6 +118,29 @@ class AuthenticationTest {
          try (Stream<Path> s = Files.walk(dir)) {
             s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
          }
+      }
+   }
+
+   private static String toml(Path p) {
+      return p.toString().replace("\\", "\\\\").replace("\"", "\\\"");
+   }
+
+   private static void run(String... command) throws Exception {
+      Path out = dir.resolve("command.log");
+      Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+      assertTrue(p.waitFor(30, TimeUnit.SECONDS), String.join(" ", command) + " did not finish");
+      assertEquals(0, p.exitValue(), String.join(" ", command) + " failed: " + Files.readString(out));
+   }
+
+   /** A PKCS#12 truststore holding the test CA, as an operator would give Keycloak. */
+   private static void writeTruststore(Path caPem, Path target) throws Exception {
+      KeyStore ks = KeyStore.getInstance("PKCS12");
+      ks.load(null, null);
+      try (InputStream in = Files.newInputStream(caPem)) {
+         ks.setCertificateEntry("ironrod-test-ca", CertificateFactory.getInstance("X.509").generateCertificate(in));
+      }
+      try (OutputStream out = Files.newOutputStream(target)) {
+         ks.store(out, "changeit".toCharArray());
       }
    }
 
@@ -128,15 +173,34 @@ class AuthenticationTest {
 
    /** Keycloak's set-up: mechanism, user, password, realm "default", server name "infinispan". */
    private static ConfigurationBuilder authenticated(ClientIntelligence intel, String mech, String password) {
+      return authenticated(intel, mech, "admin", password, false);
+   }
+
+   /**
+    * With {@code tls}, as Keycloak 26 does it: the server addressed by host name, TLS with that
+    * name as SNI and hostname validation on, a truststore with the CA.
+    */
+   private static ConfigurationBuilder authenticated(ClientIntelligence intel, String mech, String user,
+         String password, boolean tls) {
       ConfigurationBuilder b = base(intel);
-      b.security().authentication().enable().saslMechanism(mech).username("admin").password(password)
+      b.security().authentication().enable().saslMechanism(mech).username(user).password(password)
             .realm("default").serverName("infinispan");
+      if (tls) {
+         Assumptions.assumeTrue(truststore != null, "ironrod-test-certs not built next to IRONROD_BIN");
+         b.servers().clear();
+         b.addServer().host(TLS_HOST).port(port);
+         b.security().ssl().enable().sniHostName(TLS_HOST).hostnameValidation(true)
+               .trustStoreFileName(truststore.toString()).trustStoreType("PKCS12")
+               .trustStorePassword("changeit".toCharArray());
+      }
       return b;
    }
 
+   /** Mechanism and transport: DIGEST-MD5 and SCRAM-SHA-512 in clear, SCRAM-SHA-512 and PLAIN in TLS. */
    static Stream<Arguments> mechanisms() {
-      return Stream.of("DIGEST-MD5", "SCRAM-SHA-512", "PLAIN")
-            .flatMap(m -> Ironrod.intelligences().map(i -> Arguments.of(m, i)));
+      return Stream.of(Arguments.of("DIGEST-MD5", false), Arguments.of("SCRAM-SHA-512", false),
+                  Arguments.of("SCRAM-SHA-512", true), Arguments.of("PLAIN", true))
+            .flatMap(a -> Ironrod.intelligences().map(i -> Arguments.of(a.get()[0], a.get()[1], i)));
    }
 
    private static String chain(Throwable t) {
@@ -148,10 +212,10 @@ class AuthenticationTest {
       return sb.toString();
    }
 
-   @ParameterizedTest(name = "{0} {1}")
+   @ParameterizedTest(name = "{0} tls={1} {2}")
    @MethodSource("mechanisms")
-   void authenticatesAndReadsWritesThroughAPool(String mech, ClientIntelligence intel) throws Exception {
-      RemoteCacheManager rcm = new RemoteCacheManager(authenticated(intel, mech, "secret").build());
+   void authenticatesAndReadsWritesThroughAPool(String mech, boolean tls, ClientIntelligence intel) throws Exception {
+      RemoteCacheManager rcm = new RemoteCacheManager(authenticated(intel, mech, "admin", "secret", tls).build());
       ExecutorService pool = Executors.newFixedThreadPool(16);
       try {
          RemoteCache<String, String> cache = rcm.getCache(CACHE);
@@ -180,12 +244,13 @@ class AuthenticationTest {
       }
    }
 
-   @ParameterizedTest(name = "{0} {1}")
+   @ParameterizedTest(name = "{0} tls={1} {2}")
    @MethodSource("mechanisms")
-   void wrongPasswordFails(String mech, ClientIntelligence intel) {
+   void wrongPasswordFails(String mech, boolean tls, ClientIntelligence intel) {
+      ConfigurationBuilder b = authenticated(intel, mech, "admin", "wrong", tls);
       RemoteCacheManager rcm = null;
       try {
-         rcm = new RemoteCacheManager(authenticated(intel, mech, "wrong").build());
+         rcm = new RemoteCacheManager(b.build());
          RemoteCache<String, String> cache = rcm.getCache(CACHE);
          assertNotNull(cache, "getCache returned null instead of failing the authentication");
          cache.put(Ironrod.unique("auth-wrong") + "k", "v");
@@ -198,6 +263,68 @@ class AuthenticationTest {
          assertTrue(all.contains("ISPN006024"), "expected ISPN006024 (invalid credentials), got: " + all);
       } finally {
          if (rcm != null) rcm.stop();
+      }
+   }
+
+   @Test
+   void plainIsNotOfferedInClear() {
+      RemoteCacheManager rcm = null;
+      try {
+         rcm = new RemoteCacheManager(authenticated(ClientIntelligence.BASIC, "PLAIN", "secret").build());
+         RemoteCache<String, String> cache = rcm.getCache(CACHE);
+         assertNotNull(cache);
+         cache.put(Ironrod.unique("auth-plain-clear") + "k", "v");
+         fail("PLAIN in clear was accepted");
+      } catch (AssertionError e) {
+         throw e;
+      } catch (Exception expected) {
+         String all = chain(expected);
+         assertTrue(all.contains("PLAIN") || all.contains("ISPN006025"), "expected PLAIN to be refused, got: " + all);
+      } finally {
+         if (rcm != null) rcm.stop();
+      }
+   }
+
+   @Test
+   void tlsWithAWrongSniHostNameFailsHostnameValidation() {
+      ConfigurationBuilder b = authenticated(ClientIntelligence.BASIC, "SCRAM-SHA-512", "admin", "secret", true);
+      b.security().ssl().sniHostName("elsewhere.test");
+      RemoteCacheManager rcm = null;
+      try {
+         rcm = new RemoteCacheManager(b.build());
+         RemoteCache<String, String> cache = rcm.getCache(CACHE);
+         assertNotNull(cache);
+         cache.put(Ironrod.unique("auth-sni") + "k", "v");
+         fail("a certificate for localhost passed hostname validation for elsewhere.test");
+      } catch (AssertionError e) {
+         throw e;
+      } catch (Exception expected) {
+         // The handshake fails on the client's side.
+      } finally {
+         if (rcm != null) rcm.stop();
+      }
+   }
+
+   @Test
+   void anObserverReadsOverTlsAndIsRefusedAWriteWithIspn000287() {
+      RemoteCacheManager rcm = new RemoteCacheManager(
+            authenticated(ClientIntelligence.HASH_DISTRIBUTION_AWARE, "SCRAM-SHA-512", "reader", "secret", true).build());
+      try {
+         RemoteCache<String, String> cache = rcm.getCache(CACHE);
+         assertEquals(null, cache.get(Ironrod.unique("authz") + "absent"));
+         try {
+            cache.put(Ironrod.unique("authz") + "k", "v");
+            fail("an observer was allowed to write");
+         } catch (AssertionError e) {
+            throw e;
+         } catch (Exception expected) {
+            String all = chain(expected);
+            assertTrue(all.contains("ISPN000287: Unauthorized access: subject 'Subject with principal(s): [reader, "
+                  + "RolePrincipal{name='observer'}") && all.contains("lacks 'WRITE' permission"),
+                  "expected ISPN000287 for WRITE, got: " + all);
+         }
+      } finally {
+         rcm.stop();
       }
    }
 
