@@ -230,7 +230,8 @@ async fn unknown_opcode_is_answered_then_closed() {
 #[tokio::test]
 async fn bad_magic_is_answered_then_closed() {
     let srv = start().await;
-    let out = raw(srv.addr, b"GET / HTTP/1.1\r\n\r\n").await;
+    // Neither the Hot Rod magic nor TLS nor an HTTP method (those go to HTTP).
+    let out = raw(srv.addr, b"get / HTTP/1.1\r\n\r\n").await;
     let (id, status, _) = decode_error(&out);
     assert_eq!((id, status), (0, Status::INVALID_MAGIC_OR_MESSAGE_ID));
     srv.stop().await;
