@@ -37,6 +37,8 @@ pub struct Cache {
     next_version: AtomicU64,
     /// Entries stored, live or expired-but-not-yet-removed; enforces the entry bound.
     stored: AtomicU64,
+    /// Entries that expired (see [`Stats::expirations`]).
+    expired: AtomicU64,
     started: u64,
     feed: ChangeFeed,
     /// Lock table and prepare hook; `Some` for a transactional cache (see [`crate::tx`]).
@@ -75,6 +77,7 @@ impl Cache {
             clock,
             next_version: AtomicU64::new(1),
             stored: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
             started,
             feed: ChangeFeed::default(),
             tx,
@@ -379,6 +382,11 @@ impl Cache {
         let mut stats = Stats {
             time_since_start: self.clock.now().saturating_sub(self.started) / 1000,
             current_entries: self.size(),
+            expirations: self.expired.load(Ordering::Relaxed),
+            lock_conflicts: self
+                .tx
+                .as_ref()
+                .map_or(0, |t| t.conflicts.load(Ordering::Relaxed)),
             ..Stats::default()
         };
         for shard in self.shards.iter() {
@@ -616,6 +624,9 @@ impl Cache {
 
     /// Publishes the removal of `entry` under a fresh version (see [`Change::version`]).
     pub(crate) fn publish_removal(&self, kind: ChangeKind, entry: &Entry, skip: bool) {
+        if kind == ChangeKind::Expired {
+            self.expired.fetch_add(1, Ordering::Relaxed);
+        }
         self.publish(kind, entry, self.next_version(), skip);
     }
 
@@ -1015,6 +1026,7 @@ mod tests {
         f.clock.advance(11);
         assert_eq!(f.cache.reap(), 50);
         assert_eq!(f.cache.size(), 50);
+        assert_eq!(f.cache.stats().expirations, 50);
         for i in 0..100u8 {
             assert_eq!(f.cache.contains(&[i]), i % 2 == 1);
         }
@@ -1027,6 +1039,7 @@ mod tests {
         f.cache.put(b"k", b"1", &lifespan(10)).unwrap();
         f.clock.advance(11);
         assert_eq!(f.cache.put(b"k", b"2", &W).unwrap(), None);
+        assert_eq!(f.cache.stats().expirations, 1);
         assert_eq!(
             f.feed.kinds(),
             [

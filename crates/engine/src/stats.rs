@@ -24,6 +24,11 @@ pub struct Stats {
     pub remove_hits: u64,
     /// Removes that found nothing to remove.
     pub remove_misses: u64,
+    /// Entries removed because they expired (by the reaper, on access, or found by clear).
+    pub expirations: u64,
+    /// Writes refused because their key was locked past the acquire timeout (transactional
+    /// caches only).
+    pub lock_conflicts: u64,
 }
 
 /// The counters behind [`Stats`], one set per shard so that hot keys in different shards do not

@@ -102,6 +102,8 @@ pub(crate) struct TxState {
     pub(crate) locks: LockTable,
     hook: RwLock<Option<Arc<dyn PrepareHook>>>,
     next_owner: AtomicU64,
+    /// Lock acquisitions that failed (ISPN000299 answers), for statistics and metrics.
+    pub(crate) conflicts: AtomicU64,
 }
 
 impl Cache {
@@ -145,10 +147,10 @@ impl Cache {
             // Lock, (no-op) prepare and commit inside one shard critical section: the key lock
             // is tried, never waited for, so single writes serialise on the shard lock and
             // only conflict with transactions that hold keys across it.
-            let gate = || Ok(tx.locks.lock_guard(owner, &locked, timeout)?);
+            let gate = || Ok(tx.counted(tx.locks.lock_guard(owner, &locked, timeout))?);
             return self.write_plain(kh, key, options, gate, decide);
         }
-        let _guard = tx.locks.lock_guard(owner, &locked, timeout)?;
+        let _guard = tx.counted(tx.locks.lock_guard(owner, &locked, timeout))?;
         let Some(hook) = hook else {
             return self.write_plain(kh, key, options, || Ok(()), decide);
         };
@@ -349,11 +351,20 @@ impl<C: Deref<Target = Cache>> fmt::Debug for PreparedTx<C> {
 }
 
 impl TxState {
+    /// Counts a failed lock acquisition and passes the result on.
+    fn counted<T>(&self, r: Result<T, crate::LockError>) -> Result<T, crate::LockError> {
+        if r.is_err() {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
     pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
         Self {
             locks: LockTable::new(clock),
             hook: RwLock::new(None),
             next_owner: AtomicU64::new(1),
+            conflicts: AtomicU64::new(0),
         }
     }
 
@@ -384,11 +395,11 @@ fn prepare_on<C: Deref<Target = Cache>>(
     let tx = cache.tx_state()?;
     let owner = tx.owner();
     let set = WriteSet::new(writes);
-    tx.locks.lock_all(
+    tx.counted(tx.locks.lock_all(
         owner,
         &set.keys(),
         cache.config().transaction.acquire_timeout,
-    )?;
+    ))?;
     let hook = tx.hook();
     let mut prepared = PreparedTx {
         cache,
@@ -529,6 +540,7 @@ mod tests {
             "{text}"
         );
         assert!(matches!(err, EngineError::Lock(LockError::Timeout { .. })));
+        assert_eq!(cache.stats().lock_conflicts, 1);
         assert_eq!(cache.get(b"k"), None, "prepared writes are private");
         assert!(rec.0.lock().is_empty());
         held.commit();

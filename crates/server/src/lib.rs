@@ -5,8 +5,8 @@
 //! codec's (`ironrod-codec`) and the data is the engine's (`ironrod-engine`).
 
 pub mod auth;
-pub mod cli;
 pub mod authz;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod detect;

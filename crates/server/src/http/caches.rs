@@ -288,6 +288,8 @@ pub fn stats_json(cache: &Cache) -> Value {
         "remove_hits": s.remove_hits,
         "remove_misses": s.remove_misses,
         "evictions": 0,
+        "expirations": s.expirations,
+        "lock_conflicts": s.lock_conflicts,
         "hit_ratio": if s.retrievals == 0 { 0.0 } else { s.hits as f64 / s.retrievals as f64 },
         "read_write_ratio": if s.stores == 0 { 0.0 } else { s.retrievals as f64 / s.stores as f64 },
         "required_minimum_number_of_nodes": 1,

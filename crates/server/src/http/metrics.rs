@@ -26,7 +26,7 @@ pub fn render(state: &State) -> String {
     let stats: Vec<_> = caches.iter().map(|c| (c.name(), c.stats())).collect();
 
     type Field = fn(&ironrod_engine::Stats) -> u64;
-    let families: [(&str, &str, &str, Field); 8] = [
+    let families: [(&str, &str, &str, Field); 10] = [
         (
             "infinispan_statistics_approximate_entries",
             "gauge",
@@ -74,6 +74,18 @@ pub fn render(state: &State) -> String {
             "counter",
             "Removes that found nothing.",
             |s| s.remove_misses,
+        ),
+        (
+            "ironrod_cache_expirations_total",
+            "counter",
+            "Entries removed because they expired.",
+            |s| s.expirations,
+        ),
+        (
+            "ironrod_cache_lock_conflicts_total",
+            "counter",
+            "Writes refused because their key stayed locked (ISPN000299).",
+            |s| s.lock_conflicts,
         ),
     ];
     for (name, kind, help, field) in families {
