@@ -76,6 +76,11 @@ pub struct Config {
     pub log: String,
     /// SASL authentication (`[security]`); off unless a users file or a seeded user exists.
     pub security: SecurityConfig,
+    /// Client-listener event queues, per listener: above `high` queued events writers of the
+    /// cache wait until it drains to `low`; at `max` the listener's connection is closed.
+    pub event_queue_high: usize,
+    pub event_queue_low: usize,
+    pub event_queue_max: usize,
 }
 
 /// The `[security]` table: where users come from and which SASL mechanisms run.
@@ -158,6 +163,9 @@ impl Default for Config {
             caches: BTreeMap::new(),
             log: "info".to_string(),
             security: SecurityConfig::default(),
+            event_queue_high: 100,
+            event_queue_low: 50,
+            event_queue_max: 512,
         }
     }
 }
@@ -248,12 +256,24 @@ impl Config {
                 )));
             }
         }
+        if let Err(e) = self.event_watermarks().validate() {
+            return Err(ConfigError::Invalid(e.to_string()));
+        }
         if self.security.server_name.is_empty() {
             return Err(ConfigError::Invalid(
                 "security.server_name must not be empty".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The client-listener queue bounds.
+    pub fn event_watermarks(&self) -> ironrod_events::Watermarks {
+        ironrod_events::Watermarks {
+            high: self.event_queue_high,
+            low: self.event_queue_low,
+            max: self.event_queue_max,
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {

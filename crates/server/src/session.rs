@@ -43,6 +43,9 @@ pub struct Session {
     pub last_cache: Option<(String, u64, Arc<Cache>)>,
     /// Authentication belongs to the connection, as in the reference server.
     pub auth: AuthState,
+    /// The connection's id for client listeners (`handler::listeners::Hub::connect`); 0 when
+    /// the session is not served by a connection task.
+    pub connection: u64,
 }
 
 impl Session {
@@ -58,6 +61,7 @@ impl Session {
             get_streams: HashMap::new(),
             last_cache: None,
             auth: AuthState::Unauthenticated,
+            connection: 0,
         }
     }
 

@@ -10,6 +10,7 @@ use ironrod_engine::{CacheManager, Clock, EngineError, SystemClock};
 use ironrod_sasl::Mechanisms;
 
 use crate::config::Config;
+use crate::handler::listeners::Hub;
 use crate::iterations::Iterations;
 
 /// Server-wide state.
@@ -26,6 +27,8 @@ pub struct State {
     /// The SASL mechanism factory; `None` while authentication is off (see
     /// [`State::with_credentials`]).
     pub auth: Option<Mechanisms>,
+    /// Client listeners: a registry per listened-to cache and a signal per connection.
+    pub listeners: Hub,
 }
 
 impl State {
@@ -54,6 +57,7 @@ impl State {
             bytes_read: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
             auth: None,
+            listeners: Hub::new(config.event_watermarks()),
             config,
         })
     }

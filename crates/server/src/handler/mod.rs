@@ -9,6 +9,7 @@ mod admin;
 mod cache_ops;
 pub mod convert;
 mod iteration;
+pub mod listeners;
 mod streams;
 
 use std::sync::Arc;
@@ -76,6 +77,20 @@ impl State {
             )
             .encode(out);
             return;
+        }
+        if let Op::AddClientListener(reg) = &op {
+            if header.version.is_known() {
+                if let Err(refusal) = self.add_listener(&header, reg, session, out) {
+                    Response::error(
+                        header.message_id,
+                        header.version,
+                        refusal.status,
+                        refusal.message,
+                    )
+                    .encode(out);
+                }
+                return;
+            }
         }
         if let Op::Get { key } = &op {
             if header.version.is_known() {
@@ -245,14 +260,16 @@ impl State {
             | Op::GetStreamNext { .. }
             | Op::GetStreamEnd { .. } => self.stream_op(h, op, session),
             Op::Exec { task, params } => self.exec(h, &task, &params),
+            Op::RemoveClientListener { listener_id } => {
+                self.remove_listener(h, &listener_id, session)
+            }
             Op::AddClientListener(_)
-            | Op::RemoveClientListener { .. }
             | Op::AddBloomFilterListener { .. }
             | Op::UpdateBloomFilter { .. } => {
                 self.cache(h)?;
                 Err(Refusal::unsupported(
                     opcode,
-                    "client listeners are not implemented yet",
+                    "near-cache bloom filters are not implemented yet",
                 ))
             }
             Op::PrepareTx { .. }
@@ -339,6 +356,8 @@ pub const SUPPORTED: &[OpCode] = &[
     OpCode::GET_STREAM_START,
     OpCode::GET_STREAM_NEXT,
     OpCode::GET_STREAM_END,
+    OpCode::ADD_CLIENT_LISTENER,
+    OpCode::REMOVE_CLIENT_LISTENER,
 ];
 
 /// An engine failure as the client sees it.
