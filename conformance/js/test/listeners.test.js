@@ -4,7 +4,7 @@
 // Versions 2.2 and 2.5 are left out: the npm client appends an interests byte the grammar of those
 // versions does not have (protocol-spec/events.md §1).
 
-const {describe, test, before, after} = require('node:test');
+const {describe, test, before, after, beforeEach} = require('node:test');
 const h = require('../lib/harness');
 const {assert, sleep, uniq, verNum} = h;
 
@@ -28,6 +28,8 @@ for (const version of LISTENER_VERSIONS) {
       listening = h.bounded(await h.connect(version, 'default'));
       writer = h.bounded(await h.connect(version, 'default'));
     });
+    // includeState sends the whole cache: keep it to this file's entries.
+    beforeEach(async () => { await writer.clear(); });
     after(async () => {
       await h.disconnect(listening);
       await h.disconnect(writer);
