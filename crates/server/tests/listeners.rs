@@ -370,3 +370,49 @@ async fn an_overflowing_listener_is_closed_and_writers_stay_healthy() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn bloom_filter_listener_gets_invalidations_only() {
+    let server = start_with(Config::default()).await;
+    let mut near = Client::connect(server.addr).await;
+    let mut other = Client::connect(server.addr).await;
+    let update = |id| {
+        req(
+            id,
+            Version::V3_1,
+            Op::UpdateBloomFilter {
+                bits: Bytes::from_static(&[0xFF, 0x01]),
+            },
+        )
+    };
+    assert_eq!(near.call(update(1)).await.status, Status::NOT_EXECUTED);
+    let r = near
+        .call(req(
+            2,
+            Version::V3_1,
+            Op::AddBloomFilterListener {
+                listener_id: Bytes::from_static(b"near"),
+                bloom_bits: 64,
+            },
+        ))
+        .await;
+    assert_eq!(r.opcode, OpCode::ADD_BLOOM_FILTER_LISTENER_RESPONSE);
+    assert_eq!(r.status, Status::SUCCESS);
+    let r = near.call(update(3)).await;
+    assert_eq!(
+        (r.opcode, r.status),
+        (OpCode::UPDATE_BLOOM_FILTER_RESPONSE, Status::SUCCESS)
+    );
+    assert_eq!(
+        other.call(update(4)).await.status,
+        Status::NOT_EXECUTED,
+        "only on the listener's connection"
+    );
+    other.call(put(5, "nk", "a")).await;
+    other.call(put(6, "nk", "b")).await;
+    // No created event: the first event is the modification.
+    let e = event(&mut near).await;
+    assert_eq!(e.listener_id, &b"near"[..]);
+    assert_eq!(plain(&e).0, EventKind::Modified);
+    server.stop().await;
+}

@@ -8,7 +8,7 @@
 //! an overflowed listener. Connections drain their events through [`Hub::drain`] and encode
 //! them with [`encode_events`] (`protocol-spec/events.md`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -59,6 +59,9 @@ pub struct Hub {
     registries: RwLock<HashMap<String, Subscribed>>,
     /// Whether any registry exists: writers skip the congestion lookup until then.
     any: AtomicBool,
+    /// The (connection, cache) pairs that registered a bloom-filter near-cache listener; an
+    /// UPDATE_BLOOM_FILTER is only accepted there.
+    bloom: Mutex<HashSet<(ConnectionId, String)>>,
     next_connection: AtomicU64,
 }
 
@@ -111,6 +114,7 @@ impl Hub {
             signals: Arc::new(Signals::default()),
             registries: RwLock::new(HashMap::new()),
             any: AtomicBool::new(false),
+            bloom: Mutex::new(HashSet::new()),
             next_connection: AtomicU64::new(1),
         }
     }
@@ -136,6 +140,7 @@ impl Hub {
             .remove(&connection)
             .is_some_and(|s| s.has_listeners());
         if had {
+            self.bloom.lock().retain(|(c, _)| *c != connection);
             for registry in self.all() {
                 registry.remove_connection(connection);
             }
@@ -316,6 +321,63 @@ impl State {
         }
         .encode(out);
         Ok(())
+    }
+
+    /// ADD_BLOOM_FILTER_NEAR_CACHE_LISTENER (3.1+): a plain listener for invalidations
+    /// (modified, removed, expired) on this connection. The client's bloom filter is not
+    /// consulted: every invalidation is sent, which the protocol allows (extra events are false
+    /// positives the near cache ignores), `protocol-spec/operations.md` §18.
+    pub(crate) fn add_bloom_listener(
+        &self,
+        h: &RequestHeader,
+        listener_id: &bytes::Bytes,
+        session: &mut Session,
+    ) -> super::Outcome {
+        let cache = self.session_cache(h, session)?;
+        let name = cache_key(self, h);
+        let registry = self
+            .listeners
+            .registry(name, &cache)
+            .map_err(events_refusal)?;
+        let connection = ConnectionId(session.connection);
+        let mut spec = ListenerSpec::plain(
+            ListenerId::new(listener_id.clone()),
+            connection,
+            h.version.0,
+        );
+        spec.interests = Interests(0x0E);
+        match registry.add_listener(spec, h.message_id) {
+            Ok(Added::Live) => {}
+            Ok(Added::CurrentState(transfer)) => transfer.abort(),
+            Err(e) => return Err(events_refusal(e)),
+        }
+        self.listeners.mark_listening(connection);
+        self.listeners
+            .bloom
+            .lock()
+            .insert((connection, name.to_string()));
+        Ok(super::Reply::status(Status::SUCCESS, &cache))
+    }
+
+    /// UPDATE_BLOOM_FILTER: accepted (`00`) where a bloom listener of the cache lives, else `01`;
+    /// the bits are not used (see [`State::add_bloom_listener`]).
+    pub(crate) fn update_bloom_filter(
+        &self,
+        h: &RequestHeader,
+        session: &mut Session,
+    ) -> super::Outcome {
+        let cache = self.session_cache(h, session)?;
+        let known = self
+            .listeners
+            .bloom
+            .lock()
+            .contains(&(ConnectionId(session.connection), cache_key(self, h).to_string()));
+        let status = if known {
+            Status::SUCCESS
+        } else {
+            Status::NOT_EXECUTED
+        };
+        Ok(super::Reply::status(status, &cache))
     }
 
     /// REMOVE_CLIENT_LISTENER: from any connection; `01` when the id is unknown.

@@ -263,15 +263,12 @@ impl State {
             Op::RemoveClientListener { listener_id } => {
                 self.remove_listener(h, &listener_id, session)
             }
-            Op::AddClientListener(_)
-            | Op::AddBloomFilterListener { .. }
-            | Op::UpdateBloomFilter { .. } => {
-                self.cache(h)?;
-                Err(Refusal::unsupported(
-                    opcode,
-                    "near-cache bloom filters are not implemented yet",
-                ))
+            Op::AddBloomFilterListener { listener_id, .. } => {
+                self.add_bloom_listener(h, &listener_id, session)
             }
+            Op::UpdateBloomFilter { .. } => self.update_bloom_filter(h, session),
+            // Served by `handle` at every known version; an unknown one was refused above.
+            Op::AddClientListener(_) => Err(Refusal::unknown_version(h.version)),
             Op::PrepareTx { .. }
             | Op::PrepareTx2 { .. }
             | Op::CommitTx { .. }
@@ -358,6 +355,8 @@ pub const SUPPORTED: &[OpCode] = &[
     OpCode::GET_STREAM_END,
     OpCode::ADD_CLIENT_LISTENER,
     OpCode::REMOVE_CLIENT_LISTENER,
+    OpCode::ADD_BLOOM_FILTER_LISTENER,
+    OpCode::UPDATE_BLOOM_FILTER,
 ];
 
 /// An engine failure as the client sees it.
