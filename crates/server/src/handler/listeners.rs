@@ -367,11 +367,10 @@ impl State {
         session: &mut Session,
     ) -> super::Outcome {
         let cache = self.session_cache(h, session)?;
-        let known = self
-            .listeners
-            .bloom
-            .lock()
-            .contains(&(ConnectionId(session.connection), cache_key(self, h).to_string()));
+        let known = self.listeners.bloom.lock().contains(&(
+            ConnectionId(session.connection),
+            cache_key(self, h).to_string(),
+        ));
         let status = if known {
             Status::SUCCESS
         } else {
