@@ -416,3 +416,128 @@ async fn bloom_filter_listener_gets_invalidations_only() {
     assert_eq!(plain(&e).0, EventKind::Modified);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn put_all_and_clear_notify_each_entry() {
+    let server = start_with(Config::default()).await;
+    let mut listener = Client::connect(server.addr).await;
+    let mut writer = Client::connect(server.addr).await;
+    listener.call(add(1, Version::V4_0, "PC", false)).await;
+    let entries: Vec<(Bytes, Bytes)> = ["p1", "p2", "p3"]
+        .iter()
+        .map(|k| (Bytes::from(k.to_string()), Bytes::from_static(b"v")))
+        .collect();
+    let r = writer
+        .call(req(
+            2,
+            Version::V4_0,
+            Op::PutAll {
+                expiration: Expiration::DEFAULT,
+                entries,
+            },
+        ))
+        .await;
+    assert_eq!(r.status, Status::SUCCESS);
+    let mut created = Vec::new();
+    for _ in 0..3 {
+        let e = event(&mut listener).await;
+        assert_eq!(e.kind, EventKind::Created);
+        created.push(plain(&e).1);
+    }
+    created.sort();
+    assert_eq!(created, [b"p1".to_vec(), b"p2".to_vec(), b"p3".to_vec()]);
+    assert_eq!(
+        writer.call(req(3, Version::V4_0, Op::Clear)).await.status,
+        Status::SUCCESS
+    );
+    let mut removed = Vec::new();
+    for _ in 0..3 {
+        let e = event(&mut listener).await;
+        assert_eq!(e.kind, EventKind::Removed);
+        removed.push(plain(&e).1);
+    }
+    removed.sort();
+    assert_eq!(removed, created);
+    server.stop().await;
+}
+
+/// A listener registering with include-current-state while writers keep modifying keys sees each
+/// (key, version) at most once, each key's versions in increasing order, and ends on the key's
+/// current version: the racing writes are neither lost nor duplicated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn current_state_races_with_writers_without_loss_or_duplicates() {
+    let server = start_with(Config::default()).await;
+    let mut setup = Client::connect(server.addr).await;
+    for i in 0..200 {
+        setup.call(put(i, &format!("r{i}"), "0")).await;
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..2u64 {
+        let addr = server.addr;
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let mut c = Client::connect(addr).await;
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                let key = format!("r{}", (n * 7 + w * 13) % 200);
+                c.call(put(n, &key, &n.to_string())).await;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut listener = Client::connect(server.addr).await;
+    listener
+        .send(&[add(500, Version::V4_0, "race", true)])
+        .await;
+    let mut seen: std::collections::HashMap<Vec<u8>, Vec<i64>> = Default::default();
+    let mut answered = false;
+    let mut record = |e: CacheEvent| {
+        let (_, key, version) = plain(&e);
+        seen.entry(key).or_default().push(version.unwrap());
+    };
+    while !answered {
+        match listener.recv().await {
+            ServerMessage::Event(e) => record(e),
+            ServerMessage::Response(r) => {
+                assert_eq!((r.message_id, r.status), (500, Status::SUCCESS));
+                answered = true;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    // A marker write: once its event arrives, every earlier event has.
+    setup.call(put(9_999, "marker", "m")).await;
+    loop {
+        let e = event(&mut listener).await;
+        if plain(&e).1 == b"marker" {
+            break;
+        }
+        record(e);
+    }
+    assert_eq!(
+        seen.len(),
+        200,
+        "every key is in the state or the live events"
+    );
+    for i in 0..200 {
+        let key = format!("r{i}");
+        let versions = &seen[key.as_bytes()];
+        assert!(
+            versions.windows(2).all(|w| w[0] < w[1]),
+            "{key}: versions strictly increase (no duplicate): {versions:?}"
+        );
+        assert_eq!(
+            *versions.last().unwrap(),
+            version_of(&mut setup, &key).await,
+            "{key}: ends on the current version"
+        );
+    }
+    server.stop().await;
+}
