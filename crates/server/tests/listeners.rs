@@ -541,3 +541,22 @@ async fn current_state_races_with_writers_without_loss_or_duplicates() {
     }
     server.stop().await;
 }
+
+#[test]
+fn queue_bounds_are_configurable_and_checked() {
+    let ok =
+        Config::from_toml("event_queue_high = 10\nevent_queue_low = 5\nevent_queue_max = 20\n")
+            .unwrap();
+    assert_eq!(
+        (ok.event_queue_high, ok.event_queue_low, ok.event_queue_max),
+        (10, 5, 20)
+    );
+    for bad in [
+        "event_queue_high = 10\nevent_queue_low = 20\n",
+        "event_queue_high = 600\n",
+        "event_queue_max = 0\nevent_queue_high = 0\nevent_queue_low = 0\n",
+    ] {
+        let e = Config::from_toml(bad).unwrap_err().to_string();
+        assert!(e.contains("watermarks"), "{bad}: {e}");
+    }
+}
