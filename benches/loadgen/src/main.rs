@@ -10,11 +10,13 @@
 //!   taken and the process's idle RSS.
 //! * `loadgen conflict`: the latency of the ISPN000299 answer to a write of a key a prepared
 //!   remote transaction holds.
+//! * `loadgen events`: client-listener events per second and delivery latency.
 //! * `loadgen report`: renders the JSON lines of a run as a Markdown table with the target ratios.
 
 mod client;
 mod conflict;
 mod echo;
+mod events;
 mod hotrod;
 mod keys;
 mod report;
@@ -56,6 +58,8 @@ enum Command {
     Report(ReportArgs),
     /// Measure how fast a write to a key locked by a prepared transaction is refused.
     Conflict(ConflictArgs),
+    /// Client-listener events per second and delivery latency (p50/p99).
+    Events(EventsArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -73,6 +77,37 @@ pub struct ConflictArgs {
     pub warmup: u64,
     #[arg(long, default_value = "4.0", value_parser = parse_version)]
     pub version: Version,
+}
+
+/// Options of `loadgen events`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventsArgs {
+    #[arg(long, default_value = "127.0.0.1:11222")]
+    pub addr: SocketAddr,
+    /// Listener connections, one listener each.
+    #[arg(long, default_value_t = 1)]
+    pub listeners: usize,
+    /// Writer connections.
+    #[arg(long, default_value_t = 4)]
+    pub writers: usize,
+    /// PUTs kept in flight on each writer connection.
+    #[arg(long, default_value_t = 16)]
+    pub pipeline: usize,
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub duration: Duration,
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    #[arg(long, default_value = "4.0", value_parser = parse_version)]
+    pub version: Version,
+    #[arg(long, default_value = "default")]
+    pub cache: String,
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Print the table header before the row.
+    #[arg(long)]
+    pub header: bool,
 }
 
 /// Options of the two load commands.
@@ -261,6 +296,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Startup(args) => startup::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Conflict(args) => runtime(Some(1))?.block_on(conflict::run(args)),
+        Command::Events(args) => runtime(args.threads)?.block_on(events::run(args)),
     }
 }
 

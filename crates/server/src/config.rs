@@ -92,6 +92,11 @@ pub struct Config {
     pub tls: crate::tls::TlsConfig,
     /// Role-based access control (`[authorization]`); see `authz.rs`.
     pub authorization: crate::authz::AuthorizationConfig,
+    /// Client-listener event queues, per listener: above `high` queued events writers of the
+    /// cache wait until it drains to `low`; at `max` the listener's connection is closed.
+    pub event_queue_high: usize,
+    pub event_queue_low: usize,
+    pub event_queue_max: usize,
 }
 
 /// The `[http]` table: HTTP on the Hot Rod port.
@@ -224,6 +229,9 @@ impl Default for Config {
             http: HttpConfig::default(),
             tls: crate::tls::TlsConfig::default(),
             authorization: crate::authz::AuthorizationConfig::default(),
+            event_queue_high: 100,
+            event_queue_low: 50,
+            event_queue_max: 512,
         }
     }
 }
@@ -292,6 +300,9 @@ pub const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
     ),
     ("IRONROD_DEFAULT_CACHE", "default_cache", EnvKind::Text),
     ("IRONROD_LOG", "log", EnvKind::Text),
+    ("IRONROD_EVENT_QUEUE_HIGH", "event_queue_high", EnvKind::Integer),
+    ("IRONROD_EVENT_QUEUE_LOW", "event_queue_low", EnvKind::Integer),
+    ("IRONROD_EVENT_QUEUE_MAX", "event_queue_max", EnvKind::Integer),
     (
         "IRONROD_MAX_KEY_LEN",
         "limits.max_key_len",
@@ -470,12 +481,24 @@ impl Config {
         self.authorization
             .validate()
             .map_err(ConfigError::Invalid)?;
+        if let Err(e) = self.event_watermarks().validate() {
+            return Err(ConfigError::Invalid(e.to_string()));
+        }
         if self.security.server_name.is_empty() {
             return Err(ConfigError::Invalid(
                 "security.server_name must not be empty".into(),
             ));
         }
         Ok(())
+    }
+
+    /// The client-listener queue bounds.
+    pub fn event_watermarks(&self) -> ironrod_events::Watermarks {
+        ironrod_events::Watermarks {
+            high: self.event_queue_high,
+            low: self.event_queue_low,
+            max: self.event_queue_max,
+        }
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -614,6 +637,8 @@ mod tests {
                     "IRONROD_BIND",
                     "IRONROD_DEFAULT_CACHE",
                     "IRONROD_SERVER_NAME",
+                    // 1 for all three breaks low <= high < max.
+                    "IRONROD_EVENT_QUEUE_MAX",
                 ]
                 .contains(v)
             })

@@ -49,6 +49,9 @@ pub struct Session {
     pub transport: crate::tls::Transport,
     /// Set by a failed authentication: the connection holds its answers this long.
     pub auth_delay: Option<std::time::Duration>,
+    /// The connection's id for client listeners (`handler::listeners::Hub::connect`); 0 when
+    /// the session is not served by a connection task.
+    pub connection: u64,
 }
 
 impl Session {
@@ -67,6 +70,7 @@ impl Session {
             transactions: None,
             transport: crate::tls::Transport::default(),
             auth_delay: None,
+            connection: 0,
         }
     }
 

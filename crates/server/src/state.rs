@@ -10,6 +10,7 @@ use ironrod_engine::{CacheManager, Clock, EngineError, SystemClock};
 use ironrod_sasl::Mechanisms;
 
 use crate::config::Config;
+use crate::handler::listeners::Hub;
 use crate::iterations::Iterations;
 
 /// Server-wide state.
@@ -34,6 +35,8 @@ pub struct State {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// Slows down repeated authentication failures per address (`[security]`).
     pub auth_failures: crate::auth::FailureThrottle,
+    /// Client listeners: a registry per listened-to cache and a signal per connection.
+    pub listeners: Hub,
 }
 
 impl State {
@@ -66,6 +69,7 @@ impl State {
             http_nonces: Default::default(),
             tls: None,
             auth_failures: crate::auth::FailureThrottle::from_config(&config.security),
+            listeners: Hub::new(config.event_watermarks()),
             config,
         })
     }

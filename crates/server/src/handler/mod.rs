@@ -9,6 +9,7 @@ mod admin;
 mod cache_ops;
 pub mod convert;
 mod iteration;
+pub mod listeners;
 mod streams;
 pub mod tx;
 
@@ -77,6 +78,20 @@ impl State {
             )
             .encode(out);
             return;
+        }
+        if let Op::AddClientListener(reg) = &op {
+            if header.version.is_known() {
+                if let Err(refusal) = self.add_listener(&header, reg, session, out) {
+                    Response::error(
+                        header.message_id,
+                        header.version,
+                        refusal.status,
+                        refusal.message,
+                    )
+                    .encode(out);
+                }
+                return;
+            }
         }
         if let Op::Get { key } = &op {
             if header.version.is_known() {
@@ -247,16 +262,15 @@ impl State {
             | Op::GetStreamNext { .. }
             | Op::GetStreamEnd { .. } => self.stream_op(h, op, session),
             Op::Exec { task, params } => self.exec(h, &task, &params),
-            Op::AddClientListener(_)
-            | Op::RemoveClientListener { .. }
-            | Op::AddBloomFilterListener { .. }
-            | Op::UpdateBloomFilter { .. } => {
-                self.cache(h)?;
-                Err(Refusal::unsupported(
-                    opcode,
-                    "client listeners are not implemented yet",
-                ))
+            Op::RemoveClientListener { listener_id } => {
+                self.remove_listener(h, &listener_id, session)
             }
+            Op::AddBloomFilterListener { listener_id, .. } => {
+                self.add_bloom_listener(h, &listener_id, session)
+            }
+            Op::UpdateBloomFilter { .. } => self.update_bloom_filter(h, session),
+            // Served by `handle` at every known version; an unknown one was refused above.
+            Op::AddClientListener(_) => Err(Refusal::unknown_version(h.version)),
             Op::PrepareTx { .. }
             | Op::PrepareTx2 { .. }
             | Op::CommitTx { .. }
@@ -341,6 +355,10 @@ pub const SUPPORTED: &[OpCode] = &[
     OpCode::FORGET_TX,
     OpCode::FETCH_TX_RECOVERY,
     OpCode::PREPARE_TX_2,
+    OpCode::ADD_CLIENT_LISTENER,
+    OpCode::REMOVE_CLIENT_LISTENER,
+    OpCode::ADD_BLOOM_FILTER_LISTENER,
+    OpCode::UPDATE_BLOOM_FILTER,
 ];
 
 /// An engine failure as the client sees it.

@@ -73,6 +73,16 @@ impl Client {
         }
     }
 
+    /// A client over a stream the test connected itself (e.g. with socket options).
+    pub fn from_stream(stream: TcpStream) -> Client {
+        Client {
+            stream,
+            codec: ClientCodec::default(),
+            buf: BytesMut::new(),
+            timeout: TIMEOUT,
+        }
+    }
+
     pub fn encode(&mut self, req: &Request) -> BytesMut {
         let mut out = BytesMut::new();
         self.codec.encode(req, &mut out).unwrap();
