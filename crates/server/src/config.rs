@@ -300,9 +300,21 @@ pub const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
     ),
     ("IRONROD_DEFAULT_CACHE", "default_cache", EnvKind::Text),
     ("IRONROD_LOG", "log", EnvKind::Text),
-    ("IRONROD_EVENT_QUEUE_HIGH", "event_queue_high", EnvKind::Integer),
-    ("IRONROD_EVENT_QUEUE_LOW", "event_queue_low", EnvKind::Integer),
-    ("IRONROD_EVENT_QUEUE_MAX", "event_queue_max", EnvKind::Integer),
+    (
+        "IRONROD_EVENT_QUEUE_HIGH",
+        "event_queue_high",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_EVENT_QUEUE_LOW",
+        "event_queue_low",
+        EnvKind::Integer,
+    ),
+    (
+        "IRONROD_EVENT_QUEUE_MAX",
+        "event_queue_max",
+        EnvKind::Integer,
+    ),
     (
         "IRONROD_MAX_KEY_LEN",
         "limits.max_key_len",

@@ -283,7 +283,12 @@ fn build(config: &TlsConfig) -> Result<rustls::ServerConfig, TlsError> {
         }
         _ => builder.with_no_client_auth(),
     };
-    Ok(builder.with_cert_resolver(resolver))
+    let mut server = builder.with_cert_resolver(resolver);
+    // HTTP clients pick HTTP/2 or HTTP/1.1 by ALPN, as with Infinispan's single port. Hot Rod
+    // clients send no ALPN extension, so nothing is negotiated for them and the first
+    // decrypted byte tells the protocol (`crate::detect`).
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(server)
 }
 
 fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

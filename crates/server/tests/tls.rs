@@ -517,3 +517,34 @@ async fn want_accepts_clients_without_a_certificate_and_offers_them_no_external(
     srv.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// HTTP shares the port inside TLS too: with ALPN `h2` the server agrees to HTTP/2, with no
+/// ALPN (as Hot Rod clients connect) HTTP/1.1 is told apart by its first decrypted byte.
+#[tokio::test]
+async fn http_over_tls_by_alpn_or_first_byte() {
+    let dir = temp_dir();
+    let ca = Ca::new("test CA");
+    let (srv, _) = start(tls_config(&dir, &ca, TlsMode::Required)).await;
+
+    let mut h2 = client_config(&[ca.root()], None);
+    h2.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let c = connect_tls(&srv, h2, "localhost").await.unwrap();
+    let (_, conn) = c.stream.get_ref();
+    assert_eq!(conn.alpn_protocol(), Some(&b"h2"[..]));
+
+    let mut c = connect_tls(&srv, client_config(&[ca.root()], None), "localhost")
+        .await
+        .unwrap();
+    c.stream
+        .write_all(
+            b"GET /rest/v2/container/health/status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, c.stream.read_to_end(&mut answer)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.ends_with("HEALTHY"), "{text}");
+    srv.stop().await;
+}
