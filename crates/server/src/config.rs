@@ -601,6 +601,14 @@ mod tests {
     }
 
     #[test]
+    fn readme_documents_every_environment_variable() {
+        let readme = include_str!("../../../README.md");
+        for (var, key, _) in ENVIRONMENT {
+            assert!(readme.contains(var), "README lacks {var} ({key})");
+        }
+    }
+
+    #[test]
     fn environment_overrides_the_file_and_unknown_variables_are_ignored() {
         let dir = std::env::temp_dir().join(format!("ironrod-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

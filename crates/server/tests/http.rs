@@ -464,8 +464,34 @@ fn digest(challenge: &str, user: &str, password: &str, method: &str, uri: &str, 
 }
 
 #[tokio::test]
-async fn secured_server_challenges_then_accepts_basic_and_digest() {
+async fn basic_is_refused_in_clear_unless_plain_in_clear() {
     let server = secured_server(Config::default()).await;
+    let a = server.addr;
+    let denied = http(a, "GET", "/rest/v2/caches", &[], b"").await;
+    let challenges = denied.headers_named("www-authenticate");
+    assert_eq!(challenges.len(), 1, "only Digest in clear: {challenges:?}");
+    assert!(challenges[0].starts_with("Digest "));
+    let basic_in_clear = http(
+        a,
+        "GET",
+        "/rest/v2/caches",
+        &[("Authorization", &basic("alice", "secret"))],
+        b"",
+    )
+    .await;
+    assert_eq!(basic_in_clear.status, 401);
+    server.stop().await;
+}
+
+fn plain_in_clear() -> Config {
+    let mut c = Config::default();
+    c.security.plain_in_clear = true;
+    c
+}
+
+#[tokio::test]
+async fn secured_server_challenges_then_accepts_basic_and_digest() {
+    let server = secured_server(plain_in_clear()).await;
     let a = server.addr;
     let denied = http(a, "GET", "/rest/v2/caches", &[], b"").await;
     assert_eq!(denied.status, 401);
@@ -594,6 +620,62 @@ async fn bodies_above_the_value_limit_are_refused() {
             .await
             .status,
         404
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn roles_restrict_http_as_they_restrict_hot_rod() {
+    let mut store = CredentialStore::new();
+    store.set_iterations(4096).unwrap();
+    let realms = vec!["default".to_string()];
+    store
+        .set_user("olga", "pw", &["observer".to_string()], &realms)
+        .unwrap();
+    let state = State::new(plain_in_clear())
+        .unwrap()
+        .with_credentials(store)
+        .unwrap();
+    let server = TestServer::start(state, TIMEOUT).await;
+    let a = server.addr;
+    let olga = basic("olga", "pw");
+    let auth = [("Authorization", olga.as_str())];
+    let put = http(a, "PUT", "/rest/v2/caches/default/k", &auth, b"v").await;
+    assert_eq!(put.status, 403);
+    assert!(
+        put.text().contains("ISPN000287") && put.text().contains("'WRITE'"),
+        "{}",
+        put.text()
+    );
+    assert_eq!(
+        http(a, "GET", "/rest/v2/caches/default/k", &auth, b"")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        http(a, "GET", "/rest/v2/caches/default?action=stats", &auth, b"")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        http(
+            a,
+            "POST",
+            "/rest/v2/caches/default?action=clear",
+            &auth,
+            b""
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        http(a, "POST", "/rest/v2/caches/newone", &auth, b"")
+            .await
+            .status,
+        403
     );
     server.stop().await;
 }

@@ -113,10 +113,13 @@ impl Nonces {
 }
 
 /// Checks the `Authorization` header of a request with `method` and request-target `target`.
+/// `basic_allowed` is false on a cleartext connection unless `security.plain_in_clear`: Basic
+/// sends the password itself, like SASL PLAIN, and follows the same rule.
 pub fn verify(
     authorization: Option<&str>,
     method: &str,
     target: &str,
+    basic_allowed: bool,
     store: &CredentialStore,
     nonces: &Nonces,
     now: Instant,
@@ -126,6 +129,9 @@ pub fn verify(
     };
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if scheme.eq_ignore_ascii_case("basic") {
+        if !basic_allowed {
+            return challenge("Basic is refused outside TLS (security.plain_in_clear is false)");
+        }
         basic(rest.trim(), store)
     } else if scheme.eq_ignore_ascii_case("digest") {
         digest(rest, method, target, store, nonces, now)
@@ -134,15 +140,16 @@ pub fn verify(
     }
 }
 
-/// The `WWW-Authenticate` values for a 401, Digest first.
-pub fn challenges(realm: &str, nonce: &str, stale: bool) -> [String; 2] {
+/// The `WWW-Authenticate` values for a 401: Digest, then Basic where it is allowed.
+pub fn challenges(realm: &str, nonce: &str, stale: bool, basic_allowed: bool) -> Vec<String> {
     let stale = if stale { ", stale=true" } else { "" };
-    [
-        format!(
-            "Digest realm=\"{realm}\", domain=\"/\", nonce=\"{nonce}\", opaque=\"00\", algorithm=MD5, qop=\"auth\"{stale}"
-        ),
-        format!("Basic realm=\"{realm}\", charset=\"UTF-8\""),
-    ]
+    let mut out = vec![format!(
+        "Digest realm=\"{realm}\", domain=\"/\", nonce=\"{nonce}\", opaque=\"00\", algorithm=MD5, qop=\"auth\"{stale}"
+    )];
+    if basic_allowed {
+        out.push(format!("Basic realm=\"{realm}\", charset=\"UTF-8\""));
+    }
+    out
 }
 
 fn challenge(reason: &str) -> Verdict {

@@ -42,9 +42,10 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = session.peer;
+    let tls = session.transport.tls;
     let service = service_fn(move |req| {
         let state = state.clone();
-        async move { Ok::<_, Infallible>(route::handle(req, peer, &state).await) }
+        async move { Ok::<_, Infallible>(route::handle(req, peer, tls, &state).await) }
     });
     let builder = auto::Builder::new(TokioExecutor::new());
     let conn = builder.serve_connection(TokioIo::new(io), service);

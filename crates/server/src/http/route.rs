@@ -15,7 +15,12 @@ use crate::authz::{self, Permission, Subject};
 use crate::state::State;
 
 /// Answers one HTTP request.
-pub async fn handle(req: hyper::Request<Incoming>, peer: SocketAddr, state: &State) -> Reply {
+pub async fn handle(
+    req: hyper::Request<Incoming>,
+    peer: SocketAddr,
+    tls: bool,
+    state: &State,
+) -> Reply {
     let max_body = state.limits.max_value_len;
     let call = match Call::read(req, max_body).await {
         Ok(c) => c,
@@ -24,7 +29,7 @@ pub async fn handle(req: hyper::Request<Incoming>, peer: SocketAddr, state: &Sta
         }
         Err(e) => return reply::error(StatusCode::BAD_REQUEST, &e.to_string()),
     };
-    let principal = match authenticate(&call, peer, state) {
+    let principal = match authenticate(&call, peer, tls, state) {
         Ok(p) => p,
         Err(challenge) => return *challenge,
     };
@@ -120,6 +125,7 @@ fn access(path: &[&str]) -> Access {
 fn authenticate(
     call: &Call,
     peer: SocketAddr,
+    tls: bool,
     state: &State,
 ) -> Result<Option<Principal>, Box<Reply>> {
     let Some(mechanisms) = &state.auth else {
@@ -135,10 +141,12 @@ fn authenticate(
         return Ok(None);
     }
     let now = Instant::now();
+    let basic_allowed = tls || state.config.security.plain_in_clear;
     let verdict = credentials::verify(
         call.header("authorization"),
         call.method.as_str(),
         &call.raw_target,
+        basic_allowed,
         mechanisms.store(),
         &state.http_nonces,
         now,
@@ -158,7 +166,7 @@ fn authenticate(
                 .unwrap_or("default");
             let nonce = state.http_nonces.issue(now);
             let mut r = reply::error(StatusCode::UNAUTHORIZED, "authentication required");
-            for value in credentials::challenges(realm, &nonce, stale) {
+            for value in credentials::challenges(realm, &nonce, stale, basic_allowed) {
                 r = reply::header(r, "www-authenticate", &value);
             }
             Err(Box::new(r))
