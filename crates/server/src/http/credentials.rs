@@ -364,6 +364,7 @@ mod tests {
             Some(&format!("Basic {ok}")),
             "GET",
             "/",
+            true,
             &s,
             &nonces,
             Instant::now(),
@@ -376,6 +377,7 @@ mod tests {
             Some(&format!("Basic {bad}")),
             "GET",
             "/",
+            true,
             &s,
             &nonces,
             Instant::now(),
@@ -388,6 +390,7 @@ mod tests {
             Some(&format!("Basic {unknown}")),
             "GET",
             "/",
+            true,
             &s,
             &nonces,
             Instant::now(),
@@ -404,17 +407,17 @@ mod tests {
         let now = Instant::now();
         let nonce = nonces.issue(now);
         let h = digest_header(&nonce, "00000001", "secret", "GET", "/rest/v2/caches");
-        let v = verify(Some(&h), "GET", "/rest/v2/caches", &s, &nonces, now);
+        let v = verify(Some(&h), "GET", "/rest/v2/caches", true, &s, &nonces, now);
         assert!(matches!(v, Verdict::Authenticated(_)), "{v:?}");
         // Replaying the same count is refused, a higher one accepted.
-        let v = verify(Some(&h), "GET", "/rest/v2/caches", &s, &nonces, now);
+        let v = verify(Some(&h), "GET", "/rest/v2/caches", true, &s, &nonces, now);
         assert!(
             matches!(v, Verdict::Challenge { stale: false, .. }),
             "{v:?}"
         );
         let h2 = digest_header(&nonce, "00000002", "secret", "GET", "/rest/v2/caches");
         assert!(matches!(
-            verify(Some(&h2), "GET", "/rest/v2/caches", &s, &nonces, now),
+            verify(Some(&h2), "GET", "/rest/v2/caches", true, &s, &nonces, now),
             Verdict::Authenticated(_)
         ));
     }
@@ -427,22 +430,22 @@ mod tests {
         let nonce = nonces.issue(now);
         let h = digest_header(&nonce, "00000001", "wrong", "GET", "/x");
         assert!(matches!(
-            verify(Some(&h), "GET", "/x", &s, &nonces, now),
+            verify(Some(&h), "GET", "/x", true, &s, &nonces, now),
             Verdict::Challenge { ref reason, .. } if reason.contains("wrong password")
         ));
         let h = digest_header(&nonce, "00000001", "secret", "GET", "/x");
         assert!(matches!(
-            verify(Some(&h), "GET", "/y", &s, &nonces, now),
+            verify(Some(&h), "GET", "/y", true, &s, &nonces, now),
             Verdict::Challenge { ref reason, .. } if reason.contains("uri")
         ));
         let later = now + NONCE_LIFETIME + Duration::from_secs(1);
         assert!(matches!(
-            verify(Some(&h), "GET", "/x", &s, &nonces, later),
+            verify(Some(&h), "GET", "/x", true, &s, &nonces, later),
             Verdict::Challenge { stale: true, .. }
         ));
         let h = digest_header("not-issued", "00000001", "secret", "GET", "/x");
         assert!(matches!(
-            verify(Some(&h), "GET", "/x", &s, &nonces, now),
+            verify(Some(&h), "GET", "/x", true, &s, &nonces, now),
             Verdict::Challenge { stale: true, .. }
         ));
     }
