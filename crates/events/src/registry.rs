@@ -242,6 +242,17 @@ impl Registry {
         })
     }
 
+    /// Events queued for all listeners of the cache, and the longest single queue: what
+    /// operators watch to see a slow listener before it is closed.
+    pub fn queue_depth(&self) -> (usize, usize) {
+        let inner = self.inner.read();
+        inner
+            .listeners
+            .values()
+            .map(|s| s.queue.lock().records.len())
+            .fold((0, 0), |(total, max), n| (total + n, max.max(n)))
+    }
+
     /// Whether some listener holds more than the high watermark: the server should delay its
     /// responses to this cache's writers until it is false again ([`Notify::congestion_cleared`]).
     pub fn is_congested(&self) -> bool {

@@ -560,3 +560,35 @@ fn queue_bounds_are_configurable_and_checked() {
         assert!(e.contains("watermarks"), "{bad}: {e}");
     }
 }
+
+/// Operators see listeners and their queues in `/metrics`.
+#[tokio::test]
+async fn metrics_count_listeners_and_their_queues() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_with(Config::default()).await;
+    let mut listener = Client::connect(server.addr).await;
+    let r = listener.call(add(1, Version::V4_0, "M1", false)).await;
+    assert_eq!(r.status, Status::SUCCESS);
+    let mut http = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(TIMEOUT, http.read_to_string(&mut text))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        text.contains("ironrod_cache_listeners{cache=\"default\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ironrod_cache_listener_queue_depth{cache=\"default\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("ironrod_cache_listener_queue_max{cache=\"default\"} "),
+        "{text}"
+    );
+    server.stop().await;
+}

@@ -114,6 +114,55 @@ pub fn render(state: &State) -> String {
         );
     }
 
+    let listened: Vec<_> = caches
+        .iter()
+        .filter_map(|c| {
+            state
+                .listeners
+                .registry_of(c.name())
+                .map(|r| (c.name(), r.len(), r.queue_depth()))
+        })
+        .collect();
+    family(
+        &mut out,
+        "ironrod_cache_listeners",
+        "gauge",
+        "Client listeners registered on the cache.",
+    );
+    for (cache, n, _) in &listened {
+        let _ = writeln!(
+            out,
+            "ironrod_cache_listeners{{cache=\"{}\"}} {n}",
+            escape(cache)
+        );
+    }
+    family(
+        &mut out,
+        "ironrod_cache_listener_queue_depth",
+        "gauge",
+        "Events queued for the cache's listeners, all together.",
+    );
+    for (cache, _, (total, _)) in &listened {
+        let _ = writeln!(
+            out,
+            "ironrod_cache_listener_queue_depth{{cache=\"{}\"}} {total}",
+            escape(cache)
+        );
+    }
+    family(
+        &mut out,
+        "ironrod_cache_listener_queue_max",
+        "gauge",
+        "Events queued for the cache's slowest listener.",
+    );
+    for (cache, _, (_, max)) in &listened {
+        let _ = writeln!(
+            out,
+            "ironrod_cache_listener_queue_max{{cache=\"{}\"}} {max}",
+            escape(cache)
+        );
+    }
+
     family(
         &mut out,
         "ironrod_bytes_read_total",
