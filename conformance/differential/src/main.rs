@@ -1118,7 +1118,7 @@ fn block(s: &mut Script, b: &Block) {
     // Operations Ironrod does not implement (fresh connections: a server may close after them).
     s.fresh(
         b,
-        "ADD_CLIENT_LISTENER (unsupported)",
+        "ADD_CLIENT_LISTENER",
         Payload::Op(Box::new(|_| {
             Op::AddClientListener(ListenerRegistration {
                 listener_id: by("listener-1"),
@@ -1132,7 +1132,7 @@ fn block(s: &mut Script, b: &Block) {
     );
     s.fresh(
         b,
-        "REMOVE_CLIENT_LISTENER (unsupported)",
+        "REMOVE_CLIENT_LISTENER",
         Payload::Op(Box::new(|_| Op::RemoveClientListener {
             listener_id: by("listener-none"),
         })),
@@ -1167,7 +1167,7 @@ fn block(s: &mut Script, b: &Block) {
         );
         s.fresh(
             b,
-            "PREPARE_TX (unsupported)",
+            "PREPARE_TX",
             Payload::Op(Box::new(|_| Op::PrepareTx {
                 xid: Xid {
                     format_id: 1,
