@@ -548,3 +548,69 @@ async fn http_over_tls_by_alpn_or_first_byte() {
     assert!(text.ends_with("HEALTHY"), "{text}");
     srv.stop().await;
 }
+
+/// The real binary re-reads its certificates when it gets SIGHUP.
+#[tokio::test]
+async fn the_binary_reloads_certificates_on_sighup() {
+    let dir = temp_dir();
+    let first = Ca::new("first CA");
+    let pair = first.leaf(&dir, "server", "localhost", Some("localhost"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("ironrod.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "bind = \"127.0.0.1:{port}\"\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            pair.certificate.display(),
+            pair.key.display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ironrod"))
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let connect = |roots: Vec<CertificateDer<'static>>| async move {
+        let tcp = TcpStream::connect(addr).await?;
+        let name = ServerName::try_from("localhost".to_string()).unwrap();
+        TlsConnector::from(Arc::new(client_config(&roots, None)))
+            .connect(name, tcp)
+            .await
+            .map(|_| ())
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while connect(vec![first.root()]).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = Ca::new("second CA");
+    second.leaf(&dir, "server", "localhost", Some("localhost"));
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while connect(vec![second.root()]).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was not served"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        connect(vec![first.root()]).await.is_err(),
+        "the old certificate is still served"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}
