@@ -413,6 +413,30 @@ impl Cache {
         self.clock.now()
     }
 
+    /// Stores `entry` at `pos` (replacing) or as a new entry, counts the store and publishes
+    /// it on the change feed with the version it got.
+    pub(crate) fn install(
+        &self,
+        slab: &mut Slab,
+        shard: &Shard,
+        kh: KeyHash,
+        pos: Option<usize>,
+        entry: Entry,
+        skip_listeners: bool,
+    ) {
+        let (kind, at) = match pos {
+            Some(p) => {
+                slab.replace(p, entry);
+                (ChangeKind::Modified, p)
+            }
+            None => (ChangeKind::Created, slab.insert(kh.table, entry)),
+        };
+        shard.counters.store();
+        if let Some(stored) = slab.get(at) {
+            self.publish(kind, stored, stored.version(), skip_listeners);
+        }
+    }
+
     pub(crate) fn shard(&self, kh: KeyHash) -> &Shard {
         self.shards.of(kh.segment)
     }
@@ -509,22 +533,14 @@ impl Cache {
                     self.reserve_slot()?;
                 }
                 let entry = Entry::new(key, value, self.next_version(), lifespan, max_idle, now);
-                let (kind, at) = match pos {
-                    Some(p) => {
-                        slab.replace(p, entry);
-                        (ChangeKind::Modified, p)
-                    }
-                    None => (ChangeKind::Created, slab.insert(kh.table, entry)),
-                };
-                shard.counters.store();
-                if let Some(stored) = slab.get(at) {
-                    self.publish(
-                        kind,
-                        stored,
-                        stored.version(),
-                        options.skip_listener_notification,
-                    );
-                }
+                self.install(
+                    &mut slab,
+                    shard,
+                    kh,
+                    pos,
+                    entry,
+                    options.skip_listener_notification,
+                );
             }
             Plan::Remove => {
                 if let Some(entry) = pos.and_then(|p| self.remove_at(&mut slab, kh.table, p)) {

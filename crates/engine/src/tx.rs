@@ -247,22 +247,14 @@ impl Cache {
                     max_idle,
                     now,
                 );
-                let (kind, at) = match pos {
-                    Some(p) => {
-                        slab.replace(p, entry);
-                        (ChangeKind::Modified, p)
-                    }
-                    None => (ChangeKind::Created, slab.insert(kh.table, entry)),
-                };
-                shard.counters.store();
-                if let Some(stored) = slab.get(at) {
-                    self.publish(
-                        kind,
-                        stored,
-                        stored.version(),
-                        options.skip_listener_notification,
-                    );
-                }
+                self.install(
+                    &mut slab,
+                    shard,
+                    kh,
+                    pos,
+                    entry,
+                    options.skip_listener_notification,
+                );
             }
             Action::Remove { options } => {
                 // Removal statistics are counted by the caller (as for plain removals).
