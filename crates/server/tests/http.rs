@@ -17,7 +17,6 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use ironrod_codec::{Op, OpCode, Request, RequestHeader, Status, Version};
-use ironrod_sasl::CredentialStore;
 use ironrod_server::{Config, State};
 use md5::{Digest as _, Md5};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -134,13 +133,7 @@ async fn open_server() -> TestServer {
 }
 
 async fn secured_server(config: Config) -> TestServer {
-    let mut store = CredentialStore::new();
-    store.set_iterations(4096).unwrap();
-    let realms = vec!["default".to_string()];
-    store
-        .set_user("alice", "secret", &["admin".to_string()], &realms)
-        .unwrap();
-    let state = State::new(config).unwrap().with_credentials(store).unwrap();
+    let state = common::secured_state(config, &[("alice", "secret", &["admin"])]);
     TestServer::start(state, TIMEOUT).await
 }
 
@@ -626,16 +619,7 @@ async fn bodies_above_the_value_limit_are_refused() {
 
 #[tokio::test]
 async fn roles_restrict_http_as_they_restrict_hot_rod() {
-    let mut store = CredentialStore::new();
-    store.set_iterations(4096).unwrap();
-    let realms = vec!["default".to_string()];
-    store
-        .set_user("olga", "pw", &["observer".to_string()], &realms)
-        .unwrap();
-    let state = State::new(plain_in_clear())
-        .unwrap()
-        .with_credentials(store)
-        .unwrap();
+    let state = common::secured_state(plain_in_clear(), &[("olga", "pw", &["observer"])]);
     let server = TestServer::start(state, TIMEOUT).await;
     let a = server.addr;
     let olga = basic("olga", "pw");

@@ -139,3 +139,16 @@ impl Client {
         .expect("server closes the connection")
     }
 }
+
+/// A state with authentication on: each `(user, password, roles)` in the users file (realm
+/// `default`, few PBKDF2 iterations so debug builds stay quick).
+pub fn secured_state(config: ironrod_server::Config, users: &[(&str, &str, &[&str])]) -> State {
+    let mut store = ironrod_sasl::CredentialStore::new();
+    store.set_iterations(4096).unwrap();
+    let realms = vec!["default".to_string()];
+    for (user, password, roles) in users {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        store.set_user(user, password, &roles, &realms).unwrap();
+    }
+    State::new(config).unwrap().with_credentials(store).unwrap()
+}

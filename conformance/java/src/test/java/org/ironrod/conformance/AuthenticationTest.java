@@ -6,19 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.io.File;
-import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyStore;
 import java.security.cert.CertificateFactory;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -54,7 +48,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 class AuthenticationTest {
    private static final String HOST = "127.0.0.1";
    private static final String CACHE = "sessions";
-   private static Process server;
+   private static IronrodProcess server;
    private static Path dir;
    private static int port;
    /** The host name the test certificate is valid for: what Keycloak sets as SNI. */
@@ -63,73 +57,30 @@ class AuthenticationTest {
 
    @BeforeAll
    static void startServer() throws Exception {
-      String bin = System.getProperty("ironrod.bin");
-      if (bin == null || bin.isBlank()) bin = System.getenv("IRONROD_BIN");
-      assertNotNull(bin, "set IRONROD_BIN (or -Dironrod.bin) to the ironrod binary");
-      assertTrue(new File(bin).canExecute(), "not executable: " + bin);
-      dir = Files.createTempDirectory("ironrod-java-auth-");
-      Path users = dir.resolve("users.toml");
-      Process create = new ProcessBuilder(bin, "user", "create", "admin", "--password", "secret",
-            "--roles", "admin", "--users-file", users.toString())
-            .redirectErrorStream(true).redirectOutput(dir.resolve("user-create.log").toFile()).start();
-      assertTrue(create.waitFor(30, TimeUnit.SECONDS), "ironrod user create did not finish");
-      assertEquals(0, create.exitValue(), "ironrod user create failed: "
-            + Files.readString(dir.resolve("user-create.log")));
-      run(bin, "user", "create", "reader", "--password", "secret", "--roles", "observer",
-            "--users-file", users.toString());
+      String bin = IronrodProcess.bin();
+      dir = IronrodProcess.tempDir("ironrod-java-auth-");
+      Path users = IronrodProcess.createUser(dir, "admin", "secret", "admin");
+      IronrodProcess.createUser(dir, "reader", "secret", "observer");
       String tls = "";
       File certs = new File(new File(bin).getParentFile(), "ironrod-test-certs");
       if (certs.canExecute()) {
-         run(certs.getPath(), dir.toString());
+         IronrodProcess.run(dir, certs.getPath(), dir.toString());
          truststore = dir.resolve("truststore.p12");
          writeTruststore(dir.resolve("ca.pem"), truststore);
-         tls = "[tls]\nmode = \"optional\"\ncertificate = \"" + toml(dir.resolve("server.pem"))
-               + "\"\nkey = \"" + toml(dir.resolve("server-key.pem")) + "\"\n";
+         tls = "[tls]\nmode = \"optional\"\ncertificate = \"" + IronrodProcess.toml(dir.resolve("server.pem"))
+               + "\"\nkey = \"" + IronrodProcess.toml(dir.resolve("server-key.pem")) + "\"\n";
       }
-      for (int attempt = 1; attempt <= 3; attempt++) {
-         port = freePort();
-         Path config = dir.resolve("ironrod.toml");
-         Files.writeString(config, "bind = \"" + HOST + ":" + port + "\"\n[security]\nusers_file = \""
-               + toml(users) + "\"\nfailure_delay_ms = 0\n" + tls, StandardCharsets.UTF_8);
-         server = new ProcessBuilder(bin, "--config", config.toString(), "--log", "warn")
-               .redirectErrorStream(true).redirectOutput(dir.resolve("server.log").toFile()).start();
-         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-         while (System.nanoTime() < deadline && server.isAlive()) {
-            if (accepts(port)) return;
-            Thread.sleep(100);
-         }
-         server.destroyForcibly();
-         server.waitFor(10, TimeUnit.SECONDS);
-      }
-      fail("ironrod with authentication did not start: " + Files.readString(dir.resolve("server.log")));
+      server = IronrodProcess.start(dir, "[security]\nusers_file = \"" + IronrodProcess.toml(users)
+            + "\"\nfailure_delay_ms = 0\n" + tls);
+      port = server.port;
    }
 
    @AfterAll
    static void stopServer() throws Exception {
       if (server != null) {
-         server.destroy();
-         if (!server.waitFor(10, TimeUnit.SECONDS)) {
-            server.destroyForcibly();
-            server.waitFor(10, TimeUnit.SECONDS);
-         }
+         server.close();
          server = null;
       }
-      if (dir != null) {
-         try (Stream<Path> s = Files.walk(dir)) {
-            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-         }
-      }
-   }
-
-   private static String toml(Path p) {
-      return p.toString().replace("\\", "\\\\").replace("\"", "\\\"");
-   }
-
-   private static void run(String... command) throws Exception {
-      Path out = dir.resolve("command.log");
-      Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(out.toFile()).start();
-      assertTrue(p.waitFor(30, TimeUnit.SECONDS), String.join(" ", command) + " did not finish");
-      assertEquals(0, p.exitValue(), String.join(" ", command) + " failed: " + Files.readString(out));
    }
 
    /** A PKCS#12 truststore holding the test CA, as an operator would give Keycloak. */
@@ -141,21 +92,6 @@ class AuthenticationTest {
       }
       try (OutputStream out = Files.newOutputStream(target)) {
          ks.store(out, "changeit".toCharArray());
-      }
-   }
-
-   private static int freePort() throws IOException {
-      try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOST))) {
-         return s.getLocalPort();
-      }
-   }
-
-   private static boolean accepts(int p) {
-      try (Socket s = new Socket()) {
-         s.connect(new InetSocketAddress(HOST, p), 500);
-         return true;
-      } catch (IOException e) {
-         return false;
       }
    }
 

@@ -20,11 +20,11 @@ import org.junit.jupiter.api.Test;
  * with Infinispan's JSON field names, and Prometheus metrics.
  */
 class RestTest {
-   private static SecuredIronrod server;
+   private static IronrodProcess server;
 
    @BeforeAll
    static void start() throws Exception {
-      server = SecuredIronrod.start("admin", "secret", "");
+      server = IronrodProcess.startSecured("admin", "secret", "");
    }
 
    @AfterAll
@@ -34,7 +34,7 @@ class RestTest {
 
    private static RestClient client(String password) {
       RestClientConfigurationBuilder b = new RestClientConfigurationBuilder();
-      b.addServer().host(SecuredIronrod.HOST).port(server.port);
+      b.addServer().host(IronrodProcess.HOST).port(server.port);
       b.security().authentication().enable().username("admin").password(password);
       return RestClient.forConfiguration(b.build());
    }

@@ -1,20 +1,9 @@
 package org.ironrod.conformance;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
 
-import java.io.File;
-import java.io.IOException;
-import java.net.InetSocketAddress;
-import java.net.ServerSocket;
-import java.net.Socket;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -22,7 +11,6 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Stream;
 
 import org.infinispan.client.hotrod.ProtocolVersion;
 import org.infinispan.client.hotrod.RemoteCache;
@@ -47,64 +35,21 @@ import org.junit.jupiter.api.Test;
 class SlowListenerTest {
    private static final String HOST = "127.0.0.1";
    private static final String CACHE = "work";
-   private static Process server;
-   private static Path dir;
+   private static IronrodProcess server;
    private static int port;
 
    @BeforeAll
    static void startServer() throws Exception {
-      String bin = System.getProperty("ironrod.bin");
-      if (bin == null || bin.isBlank()) bin = System.getenv("IRONROD_BIN");
-      assertNotNull(bin, "set IRONROD_BIN (or -Dironrod.bin) to the ironrod binary");
-      assertTrue(new File(bin).canExecute(), "not executable: " + bin);
-      dir = Files.createTempDirectory("ironrod-java-slow-listener-");
-      for (int attempt = 1; attempt <= 3; attempt++) {
-         port = freePort();
-         Path config = dir.resolve("ironrod.toml");
-         Files.writeString(config, "bind = \"" + HOST + ":" + port + "\"\n"
-               + "event_queue_high = 4\nevent_queue_low = 2\nevent_queue_max = 16\n", StandardCharsets.UTF_8);
-         server = new ProcessBuilder(bin, "--config", config.toString(), "--log", "warn")
-               .redirectErrorStream(true).redirectOutput(dir.resolve("server.log").toFile()).start();
-         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-         while (System.nanoTime() < deadline && server.isAlive()) {
-            if (accepts(port)) return;
-            Thread.sleep(100);
-         }
-         server.destroyForcibly();
-         server.waitFor(10, TimeUnit.SECONDS);
-      }
-      fail("ironrod did not start: " + Files.readString(dir.resolve("server.log")));
+      server = IronrodProcess.start(IronrodProcess.tempDir("ironrod-java-slow-listener-"),
+            "event_queue_high = 4\nevent_queue_low = 2\nevent_queue_max = 16\n");
+      port = server.port;
    }
 
    @AfterAll
    static void stopServer() throws Exception {
       if (server != null) {
-         server.destroy();
-         if (!server.waitFor(10, TimeUnit.SECONDS)) {
-            server.destroyForcibly();
-            server.waitFor(10, TimeUnit.SECONDS);
-         }
+         server.close();
          server = null;
-      }
-      if (dir != null) {
-         try (Stream<Path> s = Files.walk(dir)) {
-            s.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-         }
-      }
-   }
-
-   private static int freePort() throws IOException {
-      try (ServerSocket s = new ServerSocket(0, 1, java.net.InetAddress.getByName(HOST))) {
-         return s.getLocalPort();
-      }
-   }
-
-   private static boolean accepts(int p) {
-      try (Socket s = new Socket()) {
-         s.connect(new InetSocketAddress(HOST, p), 500);
-         return true;
-      } catch (IOException e) {
-         return false;
       }
    }
 
