@@ -92,6 +92,8 @@ pub struct Config {
     pub tls: crate::tls::TlsConfig,
     /// Role-based access control (`[authorization]`); see `authz.rs`.
     pub authorization: crate::authz::AuthorizationConfig,
+    /// The site bridge (`[xsite]`, `ironrod_xsite::XsiteConfig`); off while `site` is empty.
+    pub xsite: ironrod_xsite::XsiteConfig,
 }
 
 /// The `[http]` table: HTTP on the Hot Rod port.
@@ -224,6 +226,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             tls: crate::tls::TlsConfig::default(),
             authorization: crate::authz::AuthorizationConfig::default(),
+            xsite: ironrod_xsite::XsiteConfig::default(),
         }
     }
 }
@@ -343,6 +346,8 @@ pub const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
         "http.anonymous_metrics",
         EnvKind::Bool,
     ),
+    ("IRONROD_SITE", "xsite.site", EnvKind::Text),
+    ("IRONROD_XSITE_LISTEN", "xsite.listen", EnvKind::Text),
 ];
 
 impl Config {
@@ -470,6 +475,11 @@ impl Config {
         self.authorization
             .validate()
             .map_err(ConfigError::Invalid)?;
+        if self.xsite.enabled() {
+            self.xsite
+                .validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         if self.security.server_name.is_empty() {
             return Err(ConfigError::Invalid(
                 "security.server_name must not be empty".into(),
@@ -529,6 +539,15 @@ impl Config {
             }
             if let Some(Ok(isolation)) = s.isolation.as_deref().map(str::parse) {
                 tx.isolation = isolation;
+            }
+        }
+        // A cache with backups runs its writes as implicit transactions: the bridge's SYNC
+        // backup is the transactions' prepare hook (compatibility C70).
+        if self.xsite.enabled() {
+            for (name, c) in &mut out {
+                if self.xsite.caches.contains_key(name) && c.transaction.mode == TxMode::None {
+                    c.transaction.mode = TxMode::NonXa;
+                }
             }
         }
         out.into_iter().collect()

@@ -5,8 +5,8 @@
 //! codec's (`ironrod-codec`) and the data is the engine's (`ironrod-engine`).
 
 pub mod auth;
-pub mod cli;
 pub mod authz;
+pub mod cli;
 pub mod config;
 pub mod connection;
 pub mod detect;
@@ -18,6 +18,7 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod tls;
+pub mod xsite;
 
 pub use config::Config;
 pub use state::State;

@@ -255,6 +255,15 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if state.config.xsite.enabled() {
+        match ironrod_server::xsite::Xsite::start(state.config.xsite.clone(), &state.caches) {
+            Ok(xs) => state.xsite = Some(xs),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Some(tls) = &tls {
         info!(
             "TLS enabled ({:?}); SIGHUP reloads the certificates",
@@ -285,6 +294,14 @@ async fn run(config: Config) -> ExitCode {
             Arc::new(state)
         }
     };
+    if let Some(xs) = &state.xsite {
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = ironrod_server::xsite::driver::spawn(xs.clone(), state.clone(), stop).await
+        {
+            error!("cannot start the site bridge: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(bind).await {
         Ok(l) => l,
         Err(e) => {

@@ -34,6 +34,8 @@ pub struct State {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// Slows down repeated authentication failures per address (`[security]`).
     pub auth_failures: crate::auth::FailureThrottle,
+    /// The site bridge; `None` while `[xsite]` names no site.
+    pub xsite: Option<Arc<crate::xsite::Xsite>>,
 }
 
 impl State {
@@ -66,6 +68,7 @@ impl State {
             http_nonces: Default::default(),
             tls: None,
             auth_failures: crate::auth::FailureThrottle::from_config(&config.security),
+            xsite: None,
             config,
         })
     }

@@ -208,7 +208,8 @@ impl Tls {
         socket: TcpStream,
         peer: SocketAddr,
     ) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, Transport)> {
-        let accepted = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor().accept(socket)).await;
+        let accepted =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor().accept(socket)).await;
         let stream = match accepted {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {

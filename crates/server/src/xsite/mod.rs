@@ -1,0 +1,145 @@
+//! The site bridge wired into the server: one [`Bridge`] (the sans-I/O core of `ironrod-xsite`)
+//! behind a short-held mutex, one [`VersionStore`] per replicated cache, the engine's prepare
+//! hook for SYNC backups and the committed-change path for ASYNC ones ([`hook`]), applying
+//! changes received from other sites ([`apply`]) and the task that owns the bridge's sockets and
+//! timers ([`driver`]).
+//!
+//! Lock order, to stay deadlock-free: a key's engine lock, then [`Xsite::bridge`], then the
+//! waiter table; a [`VersionStore`] mutex is taken alone for short calls and never while waiting
+//! for a key lock or the network.
+
+pub mod apply;
+pub mod driver;
+pub mod hook;
+
+use std::collections::HashMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use ironrod_engine::CacheManager;
+use ironrod_xsite::{
+    Bridge, Change, ConfigError, Entropy, SyncVerdict, VersionStore, WriteId, XsiteConfig,
+};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// The bridge and what every thread shares with its driver task.
+pub struct Xsite {
+    site: String,
+    /// The sans-I/O bridge; held only for its short calls.
+    pub bridge: Mutex<Bridge>,
+    stores: Mutex<HashMap<String, Arc<Mutex<VersionStore>>>>,
+    /// Writes waiting in their prepare hook for [`ironrod_xsite::Event::SyncDone`].
+    waiters: Mutex<HashMap<WriteId, mpsc::SyncSender<SyncVerdict>>>,
+    /// Changes prepared by the hook and not yet committed or rolled back, by (cache, key): the
+    /// key's lock makes the pair unique while it is here.
+    staged: Mutex<HashMap<(String, Vec<u8>), Change>>,
+    /// Wakes the driver after a call that may have produced transmits or events.
+    wake: Notify,
+    /// Counter seed for new version stores: above anything issued before a restart.
+    counter_start: u64,
+}
+
+impl std::fmt::Debug for Xsite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Xsite")
+            .field("site", &self.site)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Xsite {
+    /// A bridge for `cfg` (which must be enabled); installs the prepare hook on every
+    /// configured cache with backups that exists in `caches`.
+    pub fn start(cfg: XsiteConfig, caches: &CacheManager) -> Result<Arc<Xsite>, ConfigError> {
+        let site = cfg.site.clone();
+        let replicated: Vec<String> = cfg.caches.keys().cloned().collect();
+        let bridge = Bridge::new(cfg, Instant::now(), Box::new(OsEntropy))?;
+        let micros = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let xs = Arc::new(Xsite {
+            site,
+            bridge: Mutex::new(bridge),
+            stores: Mutex::new(HashMap::new()),
+            waiters: Mutex::new(HashMap::new()),
+            staged: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            counter_start: micros,
+        });
+        for name in replicated {
+            if let Ok(cache) = caches.cache(&name) {
+                let hook = Arc::new(hook::SyncHook::new(xs.clone(), &cache));
+                if cache.set_prepare_hook(Some(hook)).is_err() {
+                    tracing::warn!(cache = %name, "xsite: cache is not transactional; its writes are not replicated");
+                }
+            } else {
+                tracing::warn!(cache = %name, "xsite: backups configured for a cache that does not exist");
+            }
+        }
+        Ok(xs)
+    }
+
+    /// This site's name.
+    pub fn site(&self) -> &str {
+        &self.site
+    }
+
+    /// The version store of `cache`, created on first use.
+    pub fn store(&self, cache: &str) -> Arc<Mutex<VersionStore>> {
+        self.stores
+            .lock()
+            .entry(cache.to_string())
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(VersionStore::new(
+                    &self.site,
+                    cache,
+                    self.counter_start,
+                )))
+            })
+            .clone()
+    }
+
+    /// Every store, for tombstone cleanup.
+    fn stores(&self) -> Vec<Arc<Mutex<VersionStore>>> {
+        self.stores.lock().values().cloned().collect()
+    }
+
+    /// Asks the driver to drain the bridge.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs `f` on the bridge and wakes the driver (for REST administration).
+    pub fn with_bridge<R>(&self, f: impl FnOnce(&mut Bridge, Instant) -> R) -> R {
+        let r = f(&mut self.bridge.lock(), Instant::now());
+        self.wake();
+        r
+    }
+}
+
+/// Nonces and jitter from the operating system's generator.
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        if getrandom::getrandom(buf).is_err() {
+            // No OS randomness (should not happen on supported systems): fall back to hashing
+            // the time with std's randomly keyed SipHash, so nonces still differ.
+            use std::hash::BuildHasher;
+            let state = std::collections::hash_map::RandomState::new();
+            for (i, chunk) in buf.chunks_mut(8).enumerate() {
+                let nanos = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                let b = state.hash_one((nanos, i)).to_be_bytes();
+                for (d, s) in chunk.iter_mut().zip(b) {
+                    *d = s;
+                }
+            }
+        }
+    }
+}
