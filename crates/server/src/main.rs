@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ironrod_sasl::CredentialStore;
-use ironrod_server::cli::{CacheCommand, Connection};
+use ironrod_server::cli::{CacheCommand, Connection, SiteCommand};
 use ironrod_server::{auth, server, Config, State};
 use tracing::{error, info};
 
@@ -34,6 +34,13 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Cross-site administration of a running server over REST (exit codes as for `cache`).
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
         #[command(flatten)]
         connection: Connection,
     },
@@ -190,6 +197,10 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => args,
         Some(Command::User(UserCommand::Create(create))) => return create.run(),
         Some(Command::Cache {
+            command,
+            connection,
+        }) => return command.run(&connection),
+        Some(Command::Site {
             command,
             connection,
         }) => return command.run(&connection),
