@@ -547,6 +547,12 @@ impl Config {
             for (name, c) in &mut out {
                 if self.xsite.caches.contains_key(name) && c.transaction.mode == TxMode::None {
                     c.transaction.mode = TxMode::NonXa;
+                    // Infinispan's default lock acquisition timeout for a cache that did not
+                    // choose one: writes wait for a remote change being applied.
+                    let chosen = self.caches.get(name).and_then(|s| s.acquire_timeout_ms);
+                    if chosen.is_none() {
+                        c.transaction.acquire_timeout = Duration::from_secs(10);
+                    }
                 }
             }
         }
