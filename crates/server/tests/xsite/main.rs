@@ -10,6 +10,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod feed;
 mod proxy;
 mod sites;
 
@@ -191,7 +192,9 @@ async fn concurrent_sync_writes_of_one_key_fail_fast_and_end_equal() {
 async fn async_active_active_converges() {
     let g = Grid::start(&["site1", "site2"], |i| {
         let other = if i == 0 { "site2" } else { "site1" };
-        backup("work", other, "strategy = \"ASYNC\"")
+        // A cache of its own, not transactional: the bridge makes it NON_XA with a 10 s lock
+        // acquisition timeout, so local writes wait for a remote change being applied.
+        "[caches.shared]\n\n".to_string() + &backup("shared", other, "strategy = \"ASYNC\"")
     })
     .await;
     for p in g.proxies.values() {
@@ -208,9 +211,9 @@ async fn async_active_active_converges() {
                 x ^= x << 17;
                 let key = format!("k{}", x % 25);
                 if x % 5 == 0 {
-                    c.remove("work", &key).await.unwrap();
+                    c.remove("shared", &key).await.unwrap();
                 } else {
-                    c.put("work", &key, &format!("s{i}-{op}")).await.unwrap();
+                    c.put("shared", &key, &format!("s{i}-{op}")).await.unwrap();
                 }
             }
         }));
@@ -222,7 +225,7 @@ async fn async_active_active_converges() {
     let mut c2 = g.sites[1].client().await;
     let mut last = (Default::default(), Default::default());
     let converged = eventually(Duration::from_secs(20), async || {
-        last = (c1.all("work").await, c2.all("work").await);
+        last = (c1.all("shared").await, c2.all("shared").await);
         last.0 == last.1
     })
     .await;
@@ -236,6 +239,20 @@ async fn async_active_active_converges() {
         converged,
         "{} divergent keys: {divergent:?}",
         divergent.len()
+    );
+    let origins: std::collections::BTreeSet<_> = last
+        .0
+        .values()
+        .map(|v| v.split('-').next().unwrap_or(""))
+        .collect();
+    eprintln!("converged: {} keys, last writers {origins:?}", last.0.len());
+    assert!(!last.0.is_empty());
+    c2.put("shared", "fresh", "from-site2").await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            c1.get("shared", "fresh").await.as_deref() == Some("from-site2")
+        })
+        .await
     );
 }
 
