@@ -639,6 +639,7 @@ mod tests {
                     "IRONROD_BIND",
                     "IRONROD_DEFAULT_CACHE",
                     "IRONROD_SERVER_NAME",
+                    "IRONROD_XSITE_LISTEN",
                 ]
                 .contains(v)
             })

@@ -15,13 +15,15 @@ use super::request::Call;
 use crate::state::State;
 use crate::xsite::Xsite;
 
-fn bridge(state: &State) -> Result<&Xsite, Reply> {
-    state.xsite.as_deref().ok_or_else(|| {
-        reply::error(
-            StatusCode::NOT_FOUND,
-            "cross-site replication is not configured ([xsite] site is empty)",
-        )
-    })
+fn bridge(state: &State) -> Option<&Xsite> {
+    state.xsite.as_deref()
+}
+
+fn not_configured() -> Reply {
+    reply::error(
+        StatusCode::NOT_FOUND,
+        "cross-site replication is not configured ([xsite] site is empty)",
+    )
 }
 
 fn backups_of(xs: &Xsite, cache: &str) -> Vec<BackupView> {
@@ -51,9 +53,8 @@ fn admin_error(e: &AdminError) -> Reply {
 
 /// `/rest/v2/caches/{cache}/x-site/{rest..}`.
 pub fn cache(call: &Call, cache: &str, rest: &[&str], state: &State) -> Reply {
-    let xs = match bridge(state) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some(xs) = bridge(state) else {
+        return not_configured();
     };
     if state.caches.cache(cache).is_err() {
         return reply::error(StatusCode::NOT_FOUND, &format!("cache '{cache}' not found"));
@@ -170,9 +171,8 @@ fn take_offline_update(call: &Call, xs: &Xsite, cache: &str, site: &str) -> Repl
 
 /// `/rest/v2/container/x-site/backups[/{site}]`.
 pub fn container(call: &Call, rest: &[&str], state: &State) -> Reply {
-    let xs = match bridge(state) {
-        Ok(x) => x,
-        Err(r) => return r,
+    let Some(xs) = bridge(state) else {
+        return not_configured();
     };
     let m = &call.method;
     let read = *m == Method::GET || *m == Method::HEAD;

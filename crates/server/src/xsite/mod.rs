@@ -143,3 +143,54 @@ impl Entropy for OsEntropy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use ironrod_engine::TxMode;
+
+    use crate::Config;
+
+    const BASE: &str = "[xsite]\nsite = \"site1\"\n\
+        auth = { mode = \"shared-secret\", secret = \"0123456789abcdef0123\" }\n\
+        [xsite.remote_sites.site2]\naddress = \"127.0.0.1:7901\"\n";
+
+    #[test]
+    fn caches_with_backups_become_transactional() {
+        let text = format!(
+            "[caches.plain]\n[caches.chosen]\nacquire_timeout_ms = 0\n{BASE}\
+             [xsite.caches.plain.backups.site2]\n[xsite.caches.chosen.backups.site2]\n\
+             [xsite.caches.sessions.backups.site2]\nstrategy = \"SYNC\"\n"
+        );
+        let c = Config::from_toml(&text).unwrap();
+        let configs = c.cache_configs();
+        let get = |n: &str| {
+            configs
+                .iter()
+                .find(|(name, _)| name == n)
+                .unwrap()
+                .1
+                .clone()
+        };
+        assert_eq!(get("plain").transaction.mode, TxMode::NonXa);
+        assert_eq!(
+            get("plain").transaction.acquire_timeout,
+            Duration::from_secs(10)
+        );
+        assert_eq!(get("chosen").transaction.acquire_timeout, Duration::ZERO);
+        // Keycloak's caches keep their own transaction settings.
+        assert_eq!(get("sessions").transaction.mode, TxMode::NonDurableXa);
+        assert_eq!(get("default").transaction.mode, TxMode::None);
+    }
+
+    #[test]
+    fn invalid_xsite_tables_are_refused() {
+        let bad = format!("{BASE}[xsite.caches.x.backups.nowhere]\n");
+        assert!(Config::from_toml(&bad).is_err());
+        let short = BASE.replace("0123456789abcdef0123", "short");
+        assert!(Config::from_toml(&short).is_err());
+        assert!(!Config::from_toml("").unwrap().xsite.enabled());
+    }
+}

@@ -12,8 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::sites::{eventually, free_port};
 
+type Seen = (ChangeKind, Vec<u8>, Vec<u8>);
+
 #[derive(Default)]
-struct Recorder(Mutex<Vec<(ChangeKind, Vec<u8>, Vec<u8>)>>);
+struct Recorder(Mutex<Vec<Seen>>);
 
 impl Subscriber for Recorder {
     fn on_change(&self, c: &Change<'_>) {

@@ -161,9 +161,9 @@ impl Grid {
         let mut sites: Vec<Site> = names.iter().map(|n| Site::new(n)).collect();
         let mut proxies = BTreeMap::new();
         for i in 0..sites.len() {
-            for j in 0..sites.len() {
+            for (j, target) in sites.iter().enumerate() {
                 if i != j {
-                    proxies.insert((i, j), Proxy::start("127.0.0.1:0", sites[j].bridge).await);
+                    proxies.insert((i, j), Proxy::start("127.0.0.1:0", target.bridge).await);
                 }
             }
         }
