@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ironrod_engine::CacheManager;
+use ironrod_xsite::config::AuthConfig;
 use ironrod_xsite::{
     Bridge, Change, ConfigError, Entropy, SyncVerdict, VersionStore, WriteId, XsiteConfig,
 };
@@ -52,7 +53,8 @@ impl std::fmt::Debug for Xsite {
 impl Xsite {
     /// A bridge for `cfg` (which must be enabled); installs the prepare hook on every
     /// configured cache with backups that exists in `caches`.
-    pub fn start(cfg: XsiteConfig, caches: &CacheManager) -> Result<Arc<Xsite>, ConfigError> {
+    pub fn start(cfg: XsiteConfig, caches: &CacheManager) -> Result<Arc<Xsite>, StartError> {
+        check_transport(&cfg)?;
         let site = cfg.site.clone();
         let replicated: Vec<String> = cfg.caches.keys().cloned().collect();
         let bridge = Bridge::new(cfg, Instant::now(), Box::new(OsEntropy))?;
@@ -120,6 +122,41 @@ impl Xsite {
     }
 }
 
+/// Why the bridge cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("xsite: {0}")]
+    Transport(String),
+}
+
+/// Refuses what the server cannot run safely: links over mutual TLS are not implemented yet, and
+/// unauthenticated links are only allowed on a loopback listener.
+fn check_transport(cfg: &XsiteConfig) -> Result<(), StartError> {
+    match &cfg.auth {
+        AuthConfig::Tls { .. } => Err(StartError::Transport(
+            "auth mode \"tls\" (mutual TLS links) is not implemented yet; use \"shared-secret\""
+                .into(),
+        )),
+        AuthConfig::None => {
+            let loopback = cfg
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback());
+            if loopback {
+                Ok(())
+            } else {
+                Err(StartError::Transport(format!(
+                    "auth mode \"none\" is only allowed on a loopback listener, not {}; use \"shared-secret\"",
+                    cfg.listen
+                )))
+            }
+        }
+        AuthConfig::SharedSecret { .. } => Ok(()),
+    }
+}
+
 /// Nonces and jitter from the operating system's generator.
 struct OsEntropy;
 
@@ -183,6 +220,30 @@ mod tests {
         // Keycloak's caches keep their own transaction settings.
         assert_eq!(get("sessions").transaction.mode, TxMode::NonDurableXa);
         assert_eq!(get("default").transaction.mode, TxMode::None);
+    }
+
+    #[test]
+    fn the_two_sites_example_parses_and_starts() {
+        for f in ["site1.toml", "site2.toml"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/two-sites")
+                .join(f);
+            let c = Config::from_file(&path).unwrap();
+            assert!(c.xsite.enabled());
+            let state = crate::State::new(c.clone()).unwrap();
+            super::Xsite::start(c.xsite, &state.caches).unwrap();
+        }
+    }
+
+    #[test]
+    fn unsafe_transports_are_refused_at_start() {
+        let state = crate::State::new(Config::default()).unwrap();
+        let mut cfg = Config::from_toml(BASE).unwrap().xsite;
+        cfg.auth = ironrod_xsite::config::AuthConfig::None;
+        cfg.listen = "0.0.0.0:7900".into();
+        assert!(super::Xsite::start(cfg.clone(), &state.caches).is_err());
+        cfg.listen = "127.0.0.1:7900".into();
+        assert!(super::Xsite::start(cfg, &state.caches).is_ok());
     }
 
     #[test]
