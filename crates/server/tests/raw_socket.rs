@@ -230,7 +230,8 @@ async fn unknown_opcode_is_answered_then_closed() {
 #[tokio::test]
 async fn bad_magic_is_answered_then_closed() {
     let srv = start().await;
-    let out = raw(srv.addr, b"GET / HTTP/1.1\r\n\r\n").await;
+    // Not an HTTP method (an upper-case first byte is served as HTTP on the same port).
+    let out = raw(srv.addr, b"get / HTTP/1.1\r\n\r\n").await;
     let (id, status, _) = decode_error(&out);
     assert_eq!((id, status), (0, Status::INVALID_MAGIC_OR_MESSAGE_ID));
     srv.stop().await;
