@@ -30,7 +30,9 @@ struct Driver {
     xs: Arc<Xsite>,
     state: Arc<State>,
     io_tx: mpsc::UnboundedSender<Io>,
-    writers: HashMap<ConnId, mpsc::UnboundedSender<Vec<u8>>>,
+    /// Per connection: the writer's queue and the reader task (aborted on close, so a peer that
+    /// never answers does not keep the socket open).
+    writers: HashMap<ConnId, (mpsc::UnboundedSender<Vec<u8>>, tokio::task::AbortHandle)>,
     /// Push iterations by (cache, site): token and engine cursor.
     pushes: HashMap<(String, String), (u64, Iteration)>,
     next_token: u64,
@@ -135,9 +137,8 @@ impl Driver {
         let _ = socket.set_nodelay(true);
         let (mut rd, mut wr) = socket.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        self.writers.insert(conn, tx);
         let io_tx = self.io_tx.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match rd.read(&mut buf).await {
@@ -152,6 +153,9 @@ impl Driver {
             }
             let _ = io_tx.send(Io::Closed(conn));
         });
+        if let Some((_, old)) = self.writers.insert(conn, (tx, reader.abort_handle())) {
+            old.abort();
+        }
         tokio::spawn(async move {
             while let Some(bytes) = rx.recv().await {
                 if wr.write_all(&bytes).await.is_err() {
@@ -182,7 +186,7 @@ impl Driver {
                 return;
             }
             for t in transmits {
-                if let Some(w) = self.writers.get(&t.conn) {
+                if let Some((w, _)) = self.writers.get(&t.conn) {
                     let _ = w.send(t.bytes);
                 }
             }
@@ -224,7 +228,9 @@ impl Driver {
                 });
             }
             Event::Close { conn } => {
-                self.writers.remove(&conn);
+                if let Some((_, reader)) = self.writers.remove(&conn) {
+                    reader.abort();
+                }
             }
             Event::LinkUp { site, version } => info!(%site, version, "site link up"),
             Event::LinkDown { site, reason } => warn!(%site, "site link down: {reason}"),
