@@ -246,10 +246,11 @@ impl Driver {
                 ..
             } => {
                 let xs = self.xs.clone();
-                let state = self.state.clone();
-                tokio::task::spawn_blocking(move || {
-                    let result = match state.caches.cache(&change.cache) {
-                        Ok(cache) => apply::apply(&xs, &cache, &change, mode),
+                let change_cache = change.cache.clone();
+                let cache = self.state.caches.cache(&change.cache);
+                let run = move || {
+                    let result = match &cache {
+                        Ok(cache) => apply::apply(&xs, cache, &change, mode),
                         Err(_) => Err(ApplyFailure {
                             cause: ironrod_xsite::wire::Cause::NO_SUCH_CACHE,
                             message: format!("no cache '{}' on site '{}'", change.cache, xs.site()),
@@ -258,8 +259,24 @@ impl Driver {
                     xs.bridge
                         .lock()
                         .complete_apply(Instant::now(), ticket, result);
-                    xs.wake();
-                });
+                };
+                // An apply that cannot wait for a key lock (acquire timeout 0, or a cache
+                // without locks) runs right here, saving a thread hop on the SYNC path; one that
+                // may wait goes to a blocking thread so the links keep moving meanwhile.
+                let may_wait = self
+                    .state
+                    .caches
+                    .cache(&change_cache)
+                    .is_ok_and(|c| c.config().transaction.may_wait());
+                if may_wait {
+                    let xs = self.xs.clone();
+                    tokio::task::spawn_blocking(move || {
+                        run();
+                        xs.wake();
+                    });
+                } else {
+                    run();
+                }
             }
             Event::PushStarting {
                 ticket,
