@@ -97,6 +97,8 @@ pub struct Config {
     pub event_queue_high: usize,
     pub event_queue_low: usize,
     pub event_queue_max: usize,
+    /// The site bridge (`[xsite]`, `ironrod_xsite::XsiteConfig`); off while `site` is empty.
+    pub xsite: ironrod_xsite::XsiteConfig,
 }
 
 /// The `[http]` table: HTTP on the Hot Rod port.
@@ -232,6 +234,7 @@ impl Default for Config {
             event_queue_high: 100,
             event_queue_low: 50,
             event_queue_max: 512,
+            xsite: ironrod_xsite::XsiteConfig::default(),
         }
     }
 }
@@ -366,6 +369,8 @@ pub const ENVIRONMENT: &[(&str, &str, EnvKind)] = &[
         "http.anonymous_metrics",
         EnvKind::Bool,
     ),
+    ("IRONROD_SITE", "xsite.site", EnvKind::Text),
+    ("IRONROD_XSITE_LISTEN", "xsite.listen", EnvKind::Text),
 ];
 
 impl Config {
@@ -496,6 +501,11 @@ impl Config {
         if let Err(e) = self.event_watermarks().validate() {
             return Err(ConfigError::Invalid(e.to_string()));
         }
+        if self.xsite.enabled() {
+            self.xsite
+                .validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        }
         if self.security.server_name.is_empty() {
             return Err(ConfigError::Invalid(
                 "security.server_name must not be empty".into(),
@@ -564,6 +574,21 @@ impl Config {
             }
             if let Some(Ok(isolation)) = s.isolation.as_deref().map(str::parse) {
                 tx.isolation = isolation;
+            }
+        }
+        // A cache with backups runs its writes as implicit transactions: the bridge's SYNC
+        // backup is the transactions' prepare hook (compatibility C70).
+        if self.xsite.enabled() {
+            for (name, c) in &mut out {
+                if self.xsite.caches.contains_key(name) && c.transaction.mode == TxMode::None {
+                    c.transaction.mode = TxMode::NonXa;
+                    // Infinispan's default lock acquisition timeout for a cache that did not
+                    // choose one: writes wait for a remote change being applied.
+                    let chosen = self.caches.get(name).and_then(|s| s.acquire_timeout_ms);
+                    if chosen.is_none() {
+                        c.transaction.acquire_timeout = Duration::from_secs(10);
+                    }
+                }
             }
         }
         out.into_iter().collect()
@@ -659,6 +684,7 @@ mod tests {
                     "IRONROD_SERVER_NAME",
                     // 1 for all three breaks low <= high < max.
                     "IRONROD_EVENT_QUEUE_MAX",
+                    "IRONROD_XSITE_LISTEN",
                 ]
                 .contains(v)
             })

@@ -18,6 +18,7 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod tls;
+pub mod xsite;
 
 pub use config::Config;
 pub use state::State;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use ironrod_sasl::CredentialStore;
-use ironrod_server::cli::{CacheCommand, Connection};
+use ironrod_server::cli::{CacheCommand, Connection, SiteCommand};
 use ironrod_server::{auth, server, Config, State};
 use tracing::{error, info};
 
@@ -34,6 +34,13 @@ enum Command {
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Cross-site administration of a running server over REST (exit codes as for `cache`).
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
         #[command(flatten)]
         connection: Connection,
     },
@@ -193,6 +200,10 @@ fn main() -> ExitCode {
             command,
             connection,
         }) => return command.run(&connection),
+        Some(Command::Site {
+            command,
+            connection,
+        }) => return command.run(&connection),
         None => cli.serve,
     };
     let config = match args.load() {
@@ -255,6 +266,15 @@ async fn run(config: Config) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if state.config.xsite.enabled() {
+        match ironrod_server::xsite::Xsite::start(state.config.xsite.clone(), &state.caches) {
+            Ok(xs) => state.xsite = Some(xs),
+            Err(e) => {
+                error!("{e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Some(tls) = &tls {
         info!(
             "TLS enabled ({:?}); SIGHUP reloads the certificates",
@@ -285,6 +305,14 @@ async fn run(config: Config) -> ExitCode {
             Arc::new(state)
         }
     };
+    if let Some(xs) = &state.xsite {
+        let stop = tokio_util::sync::CancellationToken::new();
+        if let Err(e) = ironrod_server::xsite::driver::spawn(xs.clone(), state.clone(), stop).await
+        {
+            error!("cannot start the site bridge: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let listener = match tokio::net::TcpListener::bind(bind).await {
         Ok(l) => l,
         Err(e) => {

@@ -37,6 +37,8 @@ pub struct State {
     pub auth_failures: crate::auth::FailureThrottle,
     /// Client listeners: a registry per listened-to cache and a signal per connection.
     pub listeners: Hub,
+    /// The site bridge; `None` while `[xsite]` names no site.
+    pub xsite: Option<Arc<crate::xsite::Xsite>>,
 }
 
 impl State {
@@ -70,6 +72,7 @@ impl State {
             tls: None,
             auth_failures: crate::auth::FailureThrottle::from_config(&config.security),
             listeners: Hub::new(config.event_watermarks()),
+            xsite: None,
             config,
         })
     }

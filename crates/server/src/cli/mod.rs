@@ -6,6 +6,9 @@
 //! 5 the request was refused for another reason (other 4xx, e.g. 409).
 
 pub mod rest_client;
+pub mod site;
+
+pub use site::SiteCommand;
 
 use std::process::ExitCode;
 use std::time::Duration;

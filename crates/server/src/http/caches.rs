@@ -51,7 +51,10 @@ pub fn cache(call: &Call, name: &str, state: &State) -> Reply {
             "persistent": false,
             "transactional": false,
             "secured": state.auth.is_some(),
-            "has_remote_backup": false,
+            "has_remote_backup": state
+                .xsite
+                .as_ref()
+                .is_some_and(|x| x.bridge.lock().replicates(name)),
         })),
         (Method::HEAD, None) => reply::empty(StatusCode::OK),
         (Method::DELETE, None) => match state.caches.remove(name) {

@@ -21,6 +21,14 @@ pub fn info(state: &State) -> Reply {
         .iter()
         .map(|n| json!({ "name": n, "started": true }))
         .collect();
+    // Keycloak's site health check reads a null local site as "cross-site disabled".
+    let (local_site, sites_view) = match &state.xsite {
+        Some(xs) => (
+            Value::from(xs.site()),
+            Value::from(xs.with_bridge(|b, _| b.sites_view())),
+        ),
+        None => (Value::Null, json!([])),
+    };
     reply::json(&json!({
         "version": version(),
         "name": "default",
@@ -37,12 +45,10 @@ pub fn info(state: &State) -> Reply {
         "cluster_members_physical_addresses": [address],
         "cluster_size": 1,
         "defined_caches": defined,
-        // Cross-site replication is not configured: Keycloak's site health check reads a
-        // null local site as "cross-site disabled".
-        "local_site": Value::Null,
-        "relay_node": false,
+        "local_site": local_site,
+        "relay_node": state.xsite.is_some(),
         "relay_nodes_address": [],
-        "sites_view": [],
+        "sites_view": sites_view,
         "rebalancing_enabled": true,
     }))
 }

@@ -198,8 +198,46 @@ pub fn render(state: &State) -> String {
         "ironrod_uptime_seconds {:.3}",
         state.started.elapsed().as_secs_f64()
     );
+    xsite(state, &mut out);
     process(&mut out);
     out
+}
+
+/// `infinispan_x_site_admin_status{cache,site}` (1 online, 0 offline) and the ASYNC queue
+/// depth, when the site bridge runs.
+fn xsite(state: &State, out: &mut String) {
+    let Some(xs) = &state.xsite else { return };
+    let backups = xs.with_bridge(|b, now| b.status(now)).backups;
+    family(
+        out,
+        "infinispan_x_site_admin_status",
+        "gauge",
+        "Whether the backup of the cache to the site is online (1) or offline (0).",
+    );
+    for v in &backups {
+        let _ = writeln!(
+            out,
+            "infinispan_x_site_admin_status{{cache=\"{}\",site=\"{}\"}} {}",
+            escape(&v.cache),
+            escape(&v.site),
+            u8::from(v.online)
+        );
+    }
+    family(
+        out,
+        "ironrod_x_site_async_queued",
+        "gauge",
+        "Changes waiting for an ASYNC backup to acknowledge them.",
+    );
+    for v in &backups {
+        let _ = writeln!(
+            out,
+            "ironrod_x_site_async_queued{{cache=\"{}\",site=\"{}\"}} {}",
+            escape(&v.cache),
+            escape(&v.site),
+            v.queued
+        );
+    }
 }
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {

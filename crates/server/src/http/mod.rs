@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod reply;
 pub mod request;
 pub mod route;
+pub mod xsite;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -10,7 +10,7 @@ use tracing::info;
 use super::credentials::{self, Principal, Verdict};
 use super::reply::{self, Reply};
 use super::request::{Call, ReadError};
-use super::{caches, container, metrics};
+use super::{caches, container, metrics, xsite};
 use crate::authz::{self, Permission, Subject};
 use crate::state::State;
 
@@ -47,6 +47,9 @@ fn permission(call: &Call) -> Option<Permission> {
     let read = is_read(&call.method);
     Some(match call.path().as_slice() {
         ["rest", "v2", "caches"] => return None,
+        ["rest", "v2", "caches", _, "x-site", ..]
+        | ["rest", "v2", "container", "x-site", ..]
+        | ["rest", "v2", "cache-managers", _, "x-site", ..] => Permission::Admin,
         ["rest", "v2", "caches", _] => match (read, call.action()) {
             (true, Some("stats")) => Permission::Monitor,
             (true, Some("size")) => Permission::BulkRead,
@@ -180,6 +183,13 @@ fn route(call: &Call, state: &State) -> Reply {
     match path.as_slice() {
         ["rest", "v2", "caches"] if is_read(m) => caches::list(state),
         ["rest", "v2", "caches", cache] => caches::cache(call, cache, state),
+        ["rest", "v2", "caches", cache, "x-site", rest @ ..] => {
+            xsite::cache(call, cache, rest, state)
+        }
+        ["rest", "v2", "container", "x-site", "backups", rest @ ..]
+        | ["rest", "v2", "cache-managers", _, "x-site", "backups", rest @ ..] => {
+            xsite::container(call, rest, state)
+        }
         ["rest", "v2", "caches", cache, key] => caches::entry(call, cache, key, state),
         ["rest", "v2", "container"] | ["rest", "v2", "cache-managers", _] if is_read(m) => {
             container::info(state)

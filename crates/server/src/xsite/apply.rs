@@ -1,0 +1,163 @@
+//! Applying changes received from other sites, and reading pages of a cache for a state push.
+//!
+//! A received change is written through the engine, so it takes the key's lock (within the
+//! cache's acquire timeout), gets a fresh engine version and is published on the change feed
+//! (client listeners see it); the hook is switched off for it ([`applying_remote`]), so it is
+//! never replicated back.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use ironrod_engine::{Cache, EngineError, Expiration, Iteration, TxWrite, WriteOptions};
+use ironrod_xsite::wire::Cause;
+use ironrod_xsite::{ApplyFailure, ApplyMode, Change, Chunk, EntryValue, Resolution};
+
+use super::hook::applying_remote;
+use super::Xsite;
+
+/// Applies one received change to `cache`.
+pub fn apply(
+    xs: &Xsite,
+    cache: &Arc<Cache>,
+    change: &Change,
+    mode: ApplyMode,
+) -> Result<(), ApplyFailure> {
+    applying_remote(|| {
+        if cache.config().transaction.is_transactional() {
+            apply_locked(xs, cache, change, mode)
+        } else {
+            match resolve(xs, cache, change, mode) {
+                Resolution::Keep => Ok(()),
+                Resolution::Write(v) => write_plain(cache, &change.key, v.as_ref()),
+            }
+        }
+    })
+}
+
+/// Under the key's lock: prepare a transaction writing the change, decide with the version
+/// store, then commit (or write what the decision says instead).
+fn apply_locked(
+    xs: &Xsite,
+    cache: &Arc<Cache>,
+    change: &Change,
+    mode: ApplyMode,
+) -> Result<(), ApplyFailure> {
+    let planned = change.value.clone();
+    let prepared = match cache.prepare(vec![tx_write(&change.key, planned.as_ref())]) {
+        Ok(p) => p,
+        Err(EngineError::Lock(e)) => {
+            if let ApplyMode::Push { .. } = mode {
+                // A local write holds the key: it is newer than the push, which skips it.
+                return Ok(());
+            }
+            return Err(ApplyFailure {
+                cause: Cause::LOCK_TIMEOUT,
+                message: e.to_string(),
+            });
+        }
+        Err(e) => return Err(failed(&e)),
+    };
+    match resolve(xs, cache, change, mode) {
+        Resolution::Keep => {
+            prepared.rollback();
+            Ok(())
+        }
+        Resolution::Write(v) if v == planned => {
+            prepared.commit();
+            Ok(())
+        }
+        Resolution::Write(other) => {
+            // The merge policy picked another sibling: write that one instead.
+            prepared.rollback();
+            cache
+                .prepare(vec![tx_write(&change.key, other.as_ref())])
+                .map_err(|e| failed(&e))?
+                .commit();
+            Ok(())
+        }
+    }
+}
+
+/// What the version store says to write for `change` (the key is locked by the caller).
+fn resolve(xs: &Xsite, cache: &Cache, change: &Change, mode: ApplyMode) -> Resolution {
+    let store = xs.store(cache.name());
+    let mut store = store.lock();
+    let now = Instant::now();
+    match mode {
+        ApplyMode::Sync => store.apply_sync(now, change),
+        ApplyMode::Async { policy } => store.apply_remote(now, change, policy, || {
+            cache.get_with_metadata(&change.key).map(|v| EntryValue {
+                bytes: v.value.to_vec(),
+                lifespan_ms: v.metadata.lifespan,
+                max_idle_ms: v.metadata.max_idle,
+            })
+        }),
+        ApplyMode::Push { since } => store.apply_push(now, change, since),
+    }
+}
+
+fn options(v: &EntryValue) -> WriteOptions {
+    let e = |ms: Option<u64>| ms.map_or(Expiration::Infinite, Expiration::Millis);
+    WriteOptions::expiring(e(v.lifespan_ms), e(v.max_idle_ms))
+}
+
+fn tx_write(key: &[u8], value: Option<&EntryValue>) -> TxWrite {
+    let key = Bytes::copy_from_slice(key);
+    match value {
+        Some(v) => TxWrite::put(key, Bytes::copy_from_slice(&v.bytes), options(v)),
+        None => TxWrite::remove(key, WriteOptions::default()),
+    }
+}
+
+fn write_plain(cache: &Cache, key: &[u8], value: Option<&EntryValue>) -> Result<(), ApplyFailure> {
+    let r = match value {
+        Some(v) => cache.set(key, &v.bytes, &options(v)),
+        None => cache.remove(key, &WriteOptions::default()).map(|_| ()),
+    };
+    r.map_err(|e| failed(&e))
+}
+
+fn failed(e: &EngineError) -> ApplyFailure {
+    ApplyFailure {
+        cause: match e {
+            EngineError::Lock(_) => Cause::LOCK_TIMEOUT,
+            _ => Cause::APPLY_FAILED,
+        },
+        message: e.to_string(),
+    }
+}
+
+/// One page of `cache` for a push; `iteration` continues where the previous page stopped.
+pub fn read_chunk(xs: &Xsite, cache: &Cache, iteration: &mut Iteration, max: usize) -> Vec<Change> {
+    let entries = cache.next_batch(iteration, max.max(1));
+    let store = xs.store(cache.name());
+    let store = store.lock();
+    entries
+        .into_iter()
+        .map(|e| {
+            let (version, origin) = store
+                .meta(&e.key)
+                .unwrap_or_else(|| (Default::default(), xs.site().to_string()));
+            Change {
+                cache: cache.name().to_string(),
+                key: e.key.to_vec(),
+                value: Some(EntryValue {
+                    bytes: e.value.to_vec(),
+                    lifespan_ms: e.metadata.lifespan,
+                    max_idle_ms: e.metadata.max_idle,
+                }),
+                origin,
+                version,
+            }
+        })
+        .collect()
+}
+
+/// A [`Chunk`] from a page and whether the iteration is over; `token` names the iteration.
+pub fn chunk(entries: Vec<Change>, finished: bool, token: u64) -> Chunk {
+    Chunk {
+        entries,
+        next: (!finished).then(|| token.to_be_bytes().to_vec()),
+    }
+}
