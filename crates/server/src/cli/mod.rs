@@ -88,17 +88,7 @@ pub enum CacheCommand {
 
 impl CacheCommand {
     pub fn run(self, conn: &Connection) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("ironrod: cannot start the runtime: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        runtime.block_on(self.execute(&conn.client()))
+        block_on(self.execute(&conn.client()))
     }
 
     async fn execute(self, client: &RestClient) -> ExitCode {
@@ -186,6 +176,20 @@ impl CacheCommand {
             }
         }
         ExitCode::SUCCESS
+    }
+}
+
+/// Runs a command's request on a one-thread runtime; exit code 1 if there is none to be had.
+pub(crate) fn block_on(command: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(command),
+        Err(e) => {
+            eprintln!("ironrod: cannot start the runtime: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use hyper::Method;
 use serde_json::Value;
 
 use super::rest_client::RestClient;
-use super::{enc, failure, Connection};
+use super::{block_on, enc, failure, Connection};
 
 /// Which backups a command acts on.
 #[derive(Debug, Clone, clap::Args)]
@@ -79,17 +79,7 @@ pub enum SiteCommand {
 
 impl SiteCommand {
     pub fn run(self, conn: &Connection) -> ExitCode {
-        let runtime = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(r) => r,
-            Err(e) => {
-                eprintln!("ironrod: cannot start the runtime: {e}");
-                return ExitCode::from(1);
-            }
-        };
-        runtime.block_on(self.execute(&conn.client()))
+        block_on(self.execute(&conn.client()))
     }
 
     async fn execute(self, client: &RestClient) -> ExitCode {
