@@ -211,7 +211,6 @@ impl VersionStore {
     /// replication (Infinispan applies SYNC backups without conflict resolution too). The entry's
     /// version becomes the merge of both, so it dominates everything either site had seen.
     pub fn apply_sync(&mut self, now: Instant, change: &Change) -> Resolution {
-        let mut version = change.version.clone();
         if let Some(meta) = self.keys.get(&change.key) {
             if meta.siblings.iter().any(|s| {
                 matches!(
@@ -221,16 +220,8 @@ impl VersionStore {
             }) {
                 return Resolution::Keep;
             }
-            for s in &meta.siblings {
-                version.merge(&s.version);
-            }
         }
-        let adopted = Change {
-            version,
-            ..change.clone()
-        };
-        self.replace(now, &adopted, change.is_tombstone());
-        Resolution::Write(change.value.clone())
+        self.adopt(now, change, change.is_tombstone())
     }
 
     /// Decides what a state-push entry does here: it never deletes, and it never overwrites a key
@@ -244,11 +235,21 @@ impl VersionStore {
         if change.is_tombstone() {
             return Resolution::Keep;
         }
+        if self
+            .keys
+            .get(&change.key)
+            .is_some_and(|meta| meta.seq > push_started_seq)
+        {
+            return Resolution::Keep;
+        }
+        self.adopt(now, change, false)
+    }
+
+    /// Stores `change` under a version that also covers every write of its key seen here (so
+    /// it supersedes them all), and says to write its value.
+    fn adopt(&mut self, now: Instant, change: &Change, tombstone: bool) -> Resolution {
         let mut version = change.version.clone();
         if let Some(meta) = self.keys.get(&change.key) {
-            if meta.seq > push_started_seq {
-                return Resolution::Keep;
-            }
             for s in &meta.siblings {
                 version.merge(&s.version);
             }
@@ -257,7 +258,7 @@ impl VersionStore {
             version,
             ..change.clone()
         };
-        self.replace(now, &adopted, false);
+        self.replace(now, &adopted, tombstone);
         Resolution::Write(change.value.clone())
     }
 
