@@ -11,6 +11,8 @@ use hyper::header::{HeaderValue, AUTHORIZATION, HOST, WWW_AUTHENTICATE};
 use hyper::{HeaderMap, Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use md5::{Digest as _, Md5};
+
+use crate::http::credentials;
 use tokio::net::TcpStream;
 
 /// Why a request did not get an answer.
@@ -146,37 +148,22 @@ fn digest_answer(
     method: &str,
     uri: &str,
 ) -> Result<String, ClientError> {
-    let param = |name: &str| -> Option<String> {
-        let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
-        let rest = challenge.get(start..)?;
-        Some(rest.get(..rest.find('"')?)?.to_string())
-    };
-    let nonce =
-        param("nonce").ok_or_else(|| ClientError::Invalid("challenge without nonce".into()))?;
-    let realm = param("realm").unwrap_or_else(|| "default".to_string());
+    let params = credentials::parse_params(challenge.trim_start_matches("Digest "));
+    let nonce = params
+        .get("nonce")
+        .ok_or_else(|| ClientError::Invalid("challenge without nonce".into()))?;
+    let realm = params.get("realm").map_or("default", String::as_str);
     let mut raw = [0u8; 8];
     getrandom::getrandom(&mut raw).map_err(|e| ClientError::Invalid(e.to_string()))?;
-    let cnonce = hex(&raw);
+    let cnonce = credentials::hex(&raw);
     let nc = "00000001";
-    let ha1 = hex(&Md5::digest(
-        format!("{user}:{realm}:{password}").as_bytes(),
-    ));
-    let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
-    let response = hex(&Md5::digest(
-        format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}").as_bytes(),
-    ));
-    let opaque = param("opaque")
+    let ha1 = Md5::digest(format!("{user}:{realm}:{password}").as_bytes());
+    let response = credentials::response_for(&ha1, nonce, nc, &cnonce, method, uri);
+    let opaque = params
+        .get("opaque")
         .map(|o| format!(", opaque=\"{o}\""))
         .unwrap_or_default();
     Ok(format!(
         "Digest username=\"{user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm=MD5, qop=auth, nc={nc}, cnonce=\"{cnonce}\", response=\"{response}\"{opaque}"
     ))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

@@ -231,16 +231,14 @@ fn digest(
     let Some(ha1) = user.digest_md5(realm) else {
         return challenge(&format!("user '{name}' has no secret for realm '{realm}'"));
     };
-    let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
-    let expected = hex(&Md5::digest(
-        format!(
-            "{}:{nonce}:{}:{}:auth:{ha2}",
-            hex(ha1),
-            nc.unwrap_or_default(),
-            cnonce.unwrap_or_default()
-        )
-        .as_bytes(),
-    ));
+    let expected = response_for(
+        ha1,
+        nonce,
+        nc.unwrap_or_default(),
+        cnonce.unwrap_or_default(),
+        method,
+        uri,
+    );
     if !bool::from(
         expected
             .as_bytes()
@@ -261,8 +259,24 @@ fn digest(
     }
 }
 
+/// The RFC 7616 `response` for qop `auth` and algorithm MD5, from `ha1` = MD5(user:realm:password):
+/// what the server expects and what a client sends (`crate::cli::rest_client`).
+pub(crate) fn response_for(
+    ha1: &[u8],
+    nonce: &str,
+    nc: &str,
+    cnonce: &str,
+    method: &str,
+    uri: &str,
+) -> String {
+    let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
+    hex(&Md5::digest(
+        format!("{}:{nonce}:{nc}:{cnonce}:auth:{ha2}", hex(ha1)).as_bytes(),
+    ))
+}
+
 /// `a="x, y", b=z` into a map; keys lower-cased.
-fn parse_params(s: &str) -> HashMap<String, String> {
+pub(crate) fn parse_params(s: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     let mut rest = s.trim();
     while !rest.is_empty() {
@@ -305,7 +319,7 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
     let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -333,11 +347,8 @@ mod tests {
     }
 
     fn digest_header(nonce: &str, nc: &str, password: &str, method: &str, uri: &str) -> String {
-        let ha1 = hex(&Md5::digest(format!("admin:default:{password}").as_bytes()));
-        let ha2 = hex(&Md5::digest(format!("{method}:{uri}").as_bytes()));
-        let resp = hex(&Md5::digest(
-            format!("{ha1}:{nonce}:{nc}:abcd:auth:{ha2}").as_bytes(),
-        ));
+        let ha1 = Md5::digest(format!("admin:default:{password}").as_bytes());
+        let resp = response_for(&ha1, nonce, nc, "abcd", method, uri);
         format!(
             "Digest username=\"admin\", realm=\"default\", nonce=\"{nonce}\", uri=\"{uri}\", qop=auth, nc={nc}, cnonce=\"abcd\", response=\"{resp}\", algorithm=MD5"
         )
@@ -346,12 +357,15 @@ mod tests {
     #[test]
     fn rfc_2617_worked_example_response() {
         // RFC 2617 §3.5: Mufasa / "Circle Of Life", realm testrealm@host.com.
-        let ha1 = hex(&Md5::digest(b"Mufasa:testrealm@host.com:Circle Of Life"));
-        let ha2 = hex(&Md5::digest(b"GET:/dir/index.html"));
-        let resp = hex(&Md5::digest(
-            format!("{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:00000001:0a4f113b:auth:{ha2}")
-                .as_bytes(),
-        ));
+        let ha1 = Md5::digest(b"Mufasa:testrealm@host.com:Circle Of Life");
+        let resp = response_for(
+            &ha1,
+            "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+            "00000001",
+            "0a4f113b",
+            "GET",
+            "/dir/index.html",
+        );
         assert_eq!(resp, "6629fae49393a05397450978507c4ef1");
     }
 
