@@ -51,7 +51,7 @@ impl Conn {
 
     async fn call(&mut self, op: Op) -> Result<Response> {
         let req = Request {
-            header: RequestHeader::new(self.next_id, self.version, &self.cache),
+            header: RequestHeader::new(self.next_id, self.version, self.cache.as_str()),
             op,
         };
         self.next_id += 1;

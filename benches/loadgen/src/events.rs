@@ -127,14 +127,14 @@ async fn listen(args: &EventsArgs, i: usize) -> Result<(TcpStream, ClientCodec, 
     let mut codec = ClientCodec::new(Limits::DEFAULT);
     let req = Request {
         header: RequestHeader::new(1, args.version, args.cache.as_str()),
-        op: Op::AddClientListener(ListenerRegistration {
+        op: Op::AddClientListener(Box::new(ListenerRegistration {
             listener_id: Bytes::from(format!("bench-listener-{i}")),
             include_current_state: false,
             filter: None,
             converter: None,
             raw_data: false,
             interests: 0,
-        }),
+        })),
     };
     let mut out = BytesMut::new();
     Encoder::<&Request>::encode(&mut codec, &req, &mut out)?;

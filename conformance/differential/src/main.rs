@@ -1120,14 +1120,14 @@ fn block(s: &mut Script, b: &Block) {
         b,
         "ADD_CLIENT_LISTENER",
         Payload::Op(Box::new(|_| {
-            Op::AddClientListener(ListenerRegistration {
+            Op::AddClientListener(Box::new(ListenerRegistration {
                 listener_id: by("listener-1"),
                 include_current_state: false,
                 filter: None,
                 converter: None,
                 raw_data: false,
                 interests: 0,
-            })
+            }))
         })),
     );
     s.fresh(

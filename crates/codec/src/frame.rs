@@ -13,7 +13,7 @@ use tokio_util::codec::{Decoder, Encoder};
 use crate::codes::{Intelligence, OpCode, Version};
 use crate::error::{CodecError, DecodeError, Problem};
 use crate::event::{CacheEvent, CounterEvent, EventKind};
-use crate::header::RESPONSE_MAGIC;
+use crate::header::{CacheNames, RESPONSE_MAGIC};
 use crate::limits::Limits;
 use crate::request::Request;
 use crate::response::{RequestContext, Response};
@@ -158,6 +158,7 @@ fn frame_too_large(declared: usize, limits: &Limits) -> DecodeError {
 pub struct ServerCodec {
     limits: Limits,
     progress: FrameProgress,
+    names: CacheNames,
 }
 
 impl ServerCodec {
@@ -165,6 +166,7 @@ impl ServerCodec {
         ServerCodec {
             limits,
             progress: FrameProgress::default(),
+            names: CacheNames::default(),
         }
     }
 
@@ -181,7 +183,7 @@ impl Decoder for ServerCodec {
         if buf.is_empty() || !self.progress.worth_parsing(buf) {
             return Ok(None);
         }
-        let parsed = Request::decode(buf, &self.limits);
+        let parsed = Request::decode_with(buf, &self.limits, &mut self.names);
         self.progress.settle(buf, parsed, &self.limits)
     }
 }

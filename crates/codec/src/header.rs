@@ -1,12 +1,14 @@
 //! The request header, decoded per request: its layout depends on the version byte it carries.
 
+use std::sync::Arc;
+
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::codes::{Flags, Intelligence, OpCode, Version};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, Problem};
 use crate::limits::Limits;
 use crate::media_type::MediaType;
-use crate::wire::{len32, Reader, Result, WireWrite};
+use crate::wire::{len32, malformed, Reader, Result, WireWrite};
 
 /// The request magic byte.
 pub const REQUEST_MAGIC: u8 = 0xA0;
@@ -20,8 +22,9 @@ pub const RESPONSE_MAGIC: u8 = 0xA1;
 pub struct RequestHeader {
     pub message_id: u64,
     pub version: Version,
-    /// Empty for the server's default cache.
-    pub cache_name: String,
+    /// Empty for the server's default cache. Shared: a connection names the same cache in
+    /// request after request, and [`CacheNames`] hands out the same allocation each time.
+    pub cache_name: Arc<str>,
     pub flags: Flags,
     pub intelligence: Intelligence,
     /// The last topology id the client saw (-1 or 0 when none).
@@ -36,7 +39,7 @@ pub struct RequestHeader {
 
 impl RequestHeader {
     /// A header for `version` with no flags, basic intelligence and topology 0.
-    pub fn new(message_id: u64, version: Version, cache_name: impl Into<String>) -> Self {
+    pub fn new(message_id: u64, version: Version, cache_name: impl Into<Arc<str>>) -> Self {
         RequestHeader {
             message_id,
             version,
@@ -51,7 +54,11 @@ impl RequestHeader {
     }
 
     /// Decodes a header and returns it with the opcode that follows it.
-    pub(crate) fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<(RequestHeader, OpCode)> {
+    pub(crate) fn decode(
+        r: &mut Reader<'_>,
+        limits: &Limits,
+        names: &mut CacheNames,
+    ) -> Result<(RequestHeader, OpCode)> {
         let magic = r.u8()?;
         if magic != REQUEST_MAGIC {
             return Err(DecodeError::BadMagic { found: magic });
@@ -65,7 +72,7 @@ impl RequestHeader {
                 version: version.0,
             });
         }
-        Self::decode_rest(r, limits, message_id, version)
+        Self::decode_rest(r, limits, names, message_id, version)
             .map(|h| (h, opcode))
             .map_err(|e| e.with_context(message_id, version, Some(opcode)))
     }
@@ -73,21 +80,29 @@ impl RequestHeader {
     fn decode_rest(
         r: &mut Reader<'_>,
         limits: &Limits,
+        names: &mut CacheNames,
         message_id: u64,
         version: Version,
     ) -> Result<RequestHeader> {
-        let cache_name = r.string("cache name", limits.max_cache_name_len)?;
+        let n = r.count("cache name", limits.max_cache_name_len)?;
+        let cache_name = names.intern(r.take(n)?)?;
         let flags = Flags(r.vint("flags")?);
         let intelligence = Intelligence(r.u8()?);
         let topology_id = r.vint("topology id")? as i32;
         let (key_type, value_type) = if version >= Version::V2_8 {
-            (MediaType::decode(r, limits)?, MediaType::decode(r, limits)?)
+            (
+                MediaType::decode_or_none(r, limits)?,
+                MediaType::decode_or_none(r, limits)?,
+            )
         } else {
             (MediaType::None, MediaType::None)
         };
         let mut other_params = Vec::new();
         if version >= Version::V4_0 {
             let n = r.count("other parameter count", limits.max_params)?;
+            if n > 0 {
+                other_params.reserve(n.min(4));
+            }
             for _ in 0..n {
                 let name = r.string("other parameter name", limits.max_string_len)?;
                 let value = r.bytes("other parameter value", limits.max_string_len)?;
@@ -127,5 +142,31 @@ impl RequestHeader {
                 dst.put_array(value);
             }
         }
+    }
+}
+
+/// The cache name a connection used last, so that the next request naming it shares the same
+/// string instead of allocating and validating a new one.
+#[derive(Debug, Clone)]
+pub struct CacheNames {
+    last: Arc<str>,
+}
+
+impl Default for CacheNames {
+    fn default() -> Self {
+        CacheNames {
+            last: Arc::from(""),
+        }
+    }
+}
+
+impl CacheNames {
+    fn intern(&mut self, raw: &[u8]) -> Result<Arc<str>> {
+        if raw != self.last.as_bytes() {
+            let name = std::str::from_utf8(raw)
+                .map_err(|_| malformed("cache name", Problem::InvalidUtf8))?;
+            self.last = Arc::from(name);
+        }
+        Ok(self.last.clone())
     }
 }

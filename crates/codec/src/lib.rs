@@ -52,9 +52,9 @@ pub use error::{CodecError, DecodeError, EncodeError, Problem};
 pub use event::{CacheEvent, CounterEvent, EventKind, EventPayload};
 pub use expiration::{Expiration, TimeValue};
 pub use frame::{ClientCodec, ServerCodec, ServerMessage};
-pub use header::{RequestHeader, REQUEST_MAGIC, RESPONSE_MAGIC};
+pub use header::{CacheNames, RequestHeader, REQUEST_MAGIC, RESPONSE_MAGIC};
 pub use limits::Limits;
-pub use media_type::MediaType;
+pub use media_type::{CustomMediaType, MediaType, Params};
 pub use metadata::{EntryMetadata, Lifetime, PreviousValue};
 pub use request::{CounterConfig, Factory, ListenerRegistration, Modification, Op, Request, Xid};
 pub use response::{

@@ -9,21 +9,46 @@ use crate::wire::{malformed, Reader, Result, WireWrite};
 
 /// A media type on the wire: kind 0 (none), 1 (predefined id) or 2 (custom name), the latter two
 /// followed by parameters.
+///
+/// Every 2.8+ request header carries two of these and nearly always without parameters, so the
+/// rare parts (parameters, a custom name) are boxed: the header stays small enough to move
+/// cheaply on the per-request path.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum MediaType {
     /// Kind 0: nothing follows, not even a parameter count.
     #[default]
     None,
     /// Kind 1: a predefined id.
-    Predefined {
-        id: MediaTypeId,
-        params: Vec<(String, String)>,
-    },
+    Predefined { id: MediaTypeId, params: Params },
     /// Kind 2: a `type/subtype` string.
-    Custom {
-        name: String,
-        params: Vec<(String, String)>,
-    },
+    Custom(Box<CustomMediaType>),
+}
+
+/// A media type named by a `type/subtype` string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CustomMediaType {
+    pub name: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// A media type's name → value parameters; no allocation when there are none.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Params(Option<Box<Vec<(String, String)>>>);
+
+impl Params {
+    pub fn as_slice(&self) -> &[(String, String)] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl From<Vec<(String, String)>> for Params {
+    fn from(params: Vec<(String, String)>) -> Self {
+        Params((!params.is_empty()).then(|| Box::new(params)))
+    }
 }
 
 impl MediaType {
@@ -31,8 +56,16 @@ impl MediaType {
     pub fn id(id: MediaTypeId) -> MediaType {
         MediaType::Predefined {
             id,
-            params: Vec::new(),
+            params: Params::default(),
         }
+    }
+
+    /// A custom media type.
+    pub fn custom(name: impl Into<String>, params: Vec<(String, String)>) -> MediaType {
+        MediaType::Custom(Box::new(CustomMediaType {
+            name: name.into(),
+            params,
+        }))
     }
 
     /// The `type/subtype` name, when the type is known.
@@ -40,8 +73,19 @@ impl MediaType {
         match self {
             MediaType::None => None,
             MediaType::Predefined { id, .. } => id.name(),
-            MediaType::Custom { name, .. } => Some(name),
+            MediaType::Custom(custom) => Some(&custom.name),
         }
+    }
+
+    /// [`MediaType::decode`] with the usual kind 0 (no media type) read inline: a header
+    /// carries two media types, and most clients send neither.
+    #[inline(always)]
+    pub(crate) fn decode_or_none(r: &mut Reader<'_>, limits: &Limits) -> Result<MediaType> {
+        if r.peek() == Some(0) {
+            r.skip(1);
+            return Ok(MediaType::None);
+        }
+        Self::decode(r, limits)
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>, limits: &Limits) -> Result<MediaType> {
@@ -50,12 +94,12 @@ impl MediaType {
             0 => return Ok(MediaType::None),
             1 => MediaType::Predefined {
                 id: MediaTypeId(r.vint("media type id")?),
-                params: Self::decode_params(r, limits)?,
+                params: Self::decode_params(r, limits)?.into(),
             },
-            2 => MediaType::Custom {
-                name: r.string("media type name", limits.max_string_len)?,
-                params: Self::decode_params(r, limits)?,
-            },
+            2 => MediaType::custom(
+                r.string("media type name", limits.max_string_len)?,
+                Self::decode_params(r, limits)?,
+            ),
             other => return Err(malformed("media type kind", Problem::MediaTypeKind(other))),
         };
         Ok(mt)
@@ -81,12 +125,12 @@ impl MediaType {
             MediaType::Predefined { id, params } => {
                 dst.put_u8(1);
                 dst.put_vint(id.0);
-                params
+                params.as_slice()
             }
-            MediaType::Custom { name, params } => {
+            MediaType::Custom(custom) => {
                 dst.put_u8(2);
-                dst.put_string(name);
-                params
+                dst.put_string(&custom.name);
+                &custom.params
             }
         };
         dst.put_vint(crate::wire::len32(params.len()));

@@ -5,7 +5,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use crate::codes::{OpCode, Version};
 use crate::error::{DecodeError, EncodeError, Problem};
 use crate::expiration::Expiration;
-use crate::header::RequestHeader;
+use crate::header::{CacheNames, RequestHeader};
 use crate::limits::Limits;
 use crate::wire::{len32, malformed, Reader, Result, WireWrite};
 
@@ -145,7 +145,7 @@ pub enum Op {
         mechanism: String,
         response: Bytes,
     },
-    AddClientListener(ListenerRegistration),
+    AddClientListener(Box<ListenerRegistration>),
     RemoveClientListener {
         listener_id: Bytes,
     },
@@ -334,8 +334,18 @@ impl Request {
         buf: &[u8],
         limits: &Limits,
     ) -> std::result::Result<(Request, usize), DecodeError> {
+        Self::decode_with(buf, limits, &mut CacheNames::default())
+    }
+
+    /// [`Request::decode`], sharing the cache name with earlier requests of the connection
+    /// through `names`.
+    pub fn decode_with(
+        buf: &[u8],
+        limits: &Limits,
+        names: &mut CacheNames,
+    ) -> std::result::Result<(Request, usize), DecodeError> {
         let mut r = Reader::new(buf);
-        let (header, opcode) = RequestHeader::decode(&mut r, limits)?;
+        let (header, opcode) = RequestHeader::decode(&mut r, limits, names)?;
         let op = Op::decode(opcode, &mut r, header.version, limits)
             .map_err(|e| e.with_context(header.message_id, header.version, Some(opcode)))?;
         Ok((Request { header, op }, r.position()))
@@ -518,7 +528,7 @@ impl Op {
                 response: r.bytes("SASL response", l.max_string_len)?,
             },
             OpCode::ADD_CLIENT_LISTENER => {
-                Op::AddClientListener(ListenerRegistration::decode(r, v, l)?)
+                Op::AddClientListener(Box::new(ListenerRegistration::decode(r, v, l)?))
             }
             OpCode::REMOVE_CLIENT_LISTENER => Op::RemoveClientListener {
                 listener_id: listener_id(r)?,

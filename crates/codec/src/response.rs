@@ -11,7 +11,7 @@ use crate::media_type::MediaType;
 use crate::metadata::{EntryMetadata, PreviousValue};
 use crate::request::{CounterConfig, Xid};
 use crate::topology::Topology;
-use crate::wire::{len32, malformed, Reader, Result, WireWrite};
+use crate::wire::{len32, malformed, Reader, Result, Scratch, WireWrite};
 
 /// What a client remembers of a request in flight so it can parse the answer: the response
 /// header carries no version, and the topology layout depends on the client's intelligence.
@@ -185,8 +185,21 @@ impl Response {
         value: &[u8],
         dst: &mut BytesMut,
     ) {
-        encode_head(message_id, opcode, status, topology, dst);
-        dst.put_array(value);
+        match topology {
+            // The common case in one copy for the head and length, one for the value.
+            None => {
+                let mut head = Scratch::<HEAD_MAX>::new();
+                head_bytes(&mut head, message_id, opcode, status, 0);
+                head.vint(len32(value.len()));
+                dst.reserve(head.as_slice().len() + value.len());
+                dst.extend_from_slice(head.as_slice());
+                dst.extend_from_slice(value);
+            }
+            Some(_) => {
+                encode_head(message_id, opcode, status, topology, dst);
+                dst.put_array(value);
+            }
+        }
     }
 
     /// Decodes a response whose header (magic, id, opcode) was already read.
@@ -492,17 +505,36 @@ fn encode_head(
     topology: Option<&Topology>,
     dst: &mut BytesMut,
 ) {
-    dst.put_u8(RESPONSE_MAGIC);
-    dst.put_vlong(message_id);
-    dst.put_u8(opcode.0);
-    dst.put_u8(status.0);
-    match topology {
-        None => dst.put_u8(0),
-        Some(t) => {
-            dst.put_u8(1);
-            t.encode(dst);
-        }
+    let mut head = Scratch::<HEAD_MAX>::new();
+    head_bytes(
+        &mut head,
+        message_id,
+        opcode,
+        status,
+        u8::from(topology.is_some()),
+    );
+    dst.extend_from_slice(head.as_slice());
+    if let Some(t) = topology {
+        t.encode(dst);
     }
+}
+
+/// Magic, vLong id (at most 10 bytes), opcode, status, topology marker, and room for a vInt
+/// length (5) after them.
+const HEAD_MAX: usize = 24;
+
+fn head_bytes(
+    head: &mut Scratch<HEAD_MAX>,
+    message_id: u64,
+    opcode: OpCode,
+    status: Status,
+    topology_marker: u8,
+) {
+    head.u8(RESPONSE_MAGIC);
+    head.vlong(message_id);
+    head.u8(opcode.0);
+    head.u8(status.0);
+    head.u8(topology_marker);
 }
 
 fn encode_values(values: &[Bytes], dst: &mut BytesMut) {

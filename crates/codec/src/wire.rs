@@ -35,6 +35,16 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The next byte, if there is one, without consuming it.
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
+    /// Consumes `n` bytes already seen with [`Reader::peek`].
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos = self.pos.saturating_add(n).min(self.buf.len());
+    }
+
     pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or(self.incomplete(n))?;
         let out = self.buf.get(self.pos..end).ok_or(self.incomplete(n))?;
@@ -195,17 +205,60 @@ pub(crate) trait WireWrite {
     fn put_opt_array(&mut self, b: Option<&[u8]>);
 }
 
+/// A few bytes assembled on the stack and appended to a buffer in one copy.
+///
+/// `BytesMut` appends each byte through an out-of-line copy, which made a response head (five
+/// or more single bytes and a vLong) cost more than the value after it. `N` must cover the
+/// longest sequence a caller writes; bytes past it are dropped, so callers size it by the
+/// fields' maximum encoded lengths.
+#[derive(Debug)]
+pub(crate) struct Scratch<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Scratch<N> {
+    pub(crate) fn new() -> Self {
+        Scratch {
+            buf: [0; N],
+            len: 0,
+        }
+    }
+
+    pub(crate) fn u8(&mut self, b: u8) {
+        debug_assert!(self.len < N, "scratch of {N} bytes overflowed");
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    pub(crate) fn vlong(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.u8((v as u8 & 0x7F) | 0x80);
+            v >>= 7;
+        }
+        self.u8(v as u8);
+    }
+
+    pub(crate) fn vint(&mut self, v: u32) {
+        self.vlong(u64::from(v));
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&[])
+    }
+}
+
 impl WireWrite for BytesMut {
     fn put_vint(&mut self, v: u32) {
         self.put_vlong(u64::from(v));
     }
 
-    fn put_vlong(&mut self, mut v: u64) {
-        while v >= 0x80 {
-            self.put_u8((v as u8 & 0x7F) | 0x80);
-            v >>= 7;
-        }
-        self.put_u8(v as u8);
+    fn put_vlong(&mut self, v: u64) {
+        let mut s = Scratch::<10>::new();
+        s.vlong(v);
+        self.extend_from_slice(s.as_slice());
     }
 
     fn put_svint(&mut self, v: i32) {
@@ -217,8 +270,11 @@ impl WireWrite for BytesMut {
     }
 
     fn put_array(&mut self, b: &[u8]) {
-        self.put_vint(len32(b.len()));
-        self.put_slice(b);
+        let mut s = Scratch::<5>::new();
+        s.vint(len32(b.len()));
+        self.reserve(s.as_slice().len() + b.len());
+        self.extend_from_slice(s.as_slice());
+        self.extend_from_slice(b);
     }
 
     fn put_string(&mut self, s: &str) {

@@ -111,8 +111,11 @@ fn media_type_s() -> BoxedStrategy<MediaType> {
             ],
             params()
         )
-            .prop_map(|(id, params)| MediaType::Predefined { id, params }),
-        (string_s(0, 12), params()).prop_map(|(name, params)| MediaType::Custom { name, params }),
+            .prop_map(|(id, params)| MediaType::Predefined {
+                id,
+                params: params.into(),
+            }),
+        (string_s(0, 12), params()).prop_map(|(name, params)| MediaType::custom(name, params)),
     ]
     .boxed()
 }
@@ -238,7 +241,7 @@ fn header_s(v: Version) -> BoxedStrategy<RequestHeader> {
             )| RequestHeader {
                 message_id,
                 version: v,
-                cache_name,
+                cache_name: cache_name.into(),
                 flags: Flags(flags),
                 intelligence,
                 topology_id,
@@ -321,14 +324,14 @@ fn op_arms(v: Version) -> Vec<BoxedStrategy<Op>> {
         )
             .prop_map(
                 |(listener_id, include_current_state, filter, converter, raw_data, interests)| {
-                    Op::AddClientListener(ListenerRegistration {
+                    Op::AddClientListener(Box::new(ListenerRegistration {
                         listener_id,
                         include_current_state,
                         filter,
                         converter,
                         raw_data,
                         interests,
-                    })
+                    }))
                 },
             )
             .boxed(),

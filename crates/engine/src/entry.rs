@@ -61,7 +61,9 @@ impl Entry {
         max_idle: Option<u64>,
         now: u64,
     ) -> Self {
-        let mut bytes = Vec::with_capacity(key.len() + value.len() + 2);
+        // Exactly sized, so that turning it into a boxed slice does not reallocate.
+        let prefix = (usize::BITS - key.len().leading_zeros()).div_ceil(7).max(1) as usize;
+        let mut bytes = Vec::with_capacity(prefix + key.len() + value.len());
         let mut len = key.len();
         loop {
             let low = (len & 0x7f) as u8;

@@ -127,7 +127,7 @@ impl State {
         let cache = if h.cache_name.is_empty() {
             self.config.default_cache.as_str()
         } else {
-            h.cache_name.as_str()
+            &*h.cache_name
         };
         let admitted = self
             .config

@@ -40,7 +40,7 @@ pub struct Session {
     pub get_streams: HashMap<i32, GetStream>,
     /// The cache the last request named, with the cache manager's generation when it was
     /// looked up: pipelined requests mostly name the same cache.
-    pub last_cache: Option<(String, u64, Arc<Cache>)>,
+    pub last_cache: Option<(Arc<str>, u64, Arc<Cache>)>,
     /// Authentication belongs to the connection, as in the reference server.
     pub auth: AuthState,
     /// Remote transactions this connection prepared; rolled back if it closes first.

@@ -51,14 +51,14 @@ fn add(id: u64, version: Version, listener: &str, include_state: bool) -> Reques
     req(
         id,
         version,
-        Op::AddClientListener(ListenerRegistration {
+        Op::AddClientListener(Box::new(ListenerRegistration {
             listener_id: Bytes::copy_from_slice(listener.as_bytes()),
             include_current_state: include_state,
             filter: None,
             converter: None,
             raw_data: false,
             interests: 0,
-        }),
+        })),
     )
 }
 

@@ -141,6 +141,11 @@ impl State {
                 value,
             } => {
                 let options = write_options(h, &expiration, &now)?;
+                if !force {
+                    // Nobody asked for the previous entry: do not copy it out.
+                    cache.set(&key, &value, &options).map_err(engine_refusal)?;
+                    return Ok(Reply::status(Status::SUCCESS, &cache));
+                }
                 let prev = cache.put(&key, &value, &options).map_err(engine_refusal)?;
                 // With FORCE_RETURN_VALUE the reference answers "with previous" even for an
                 // absent key, carrying an empty previous value.

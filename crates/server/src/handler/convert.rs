@@ -117,10 +117,7 @@ pub fn version(v: u64) -> i64 {
 pub fn media_type(name: &str) -> MediaType {
     match MediaTypeId::for_name(name) {
         Some(id) => MediaType::id(id),
-        None => MediaType::Custom {
-            name: name.to_string(),
-            params: Vec::new(),
-        },
+        None => MediaType::custom(name, Vec::new()),
     }
 }
 

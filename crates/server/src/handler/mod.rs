@@ -200,7 +200,7 @@ impl State {
     ) -> Result<Arc<Cache>, Refusal> {
         let generation = self.caches.generation();
         if let Some((name, gen, cache)) = &session.last_cache {
-            if *gen == generation && *name == h.cache_name {
+            if *gen == generation && (Arc::ptr_eq(name, &h.cache_name) || *name == h.cache_name) {
                 return Ok(cache.clone());
             }
         }
@@ -214,7 +214,7 @@ impl State {
         let name = if h.cache_name.is_empty() {
             self.config.default_cache.as_str()
         } else {
-            h.cache_name.as_str()
+            &*h.cache_name
         };
         self.caches
             .cache(name)

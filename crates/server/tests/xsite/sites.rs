@@ -283,14 +283,14 @@ impl Hr {
         let r = self
             .call(
                 cache,
-                Op::AddClientListener(ironrod_codec::ListenerRegistration {
+                Op::AddClientListener(Box::new(ironrod_codec::ListenerRegistration {
                     listener_id: b(listener),
                     include_current_state: false,
                     filter: None,
                     converter: None,
                     raw_data: false,
                     interests: 0,
-                }),
+                })),
             )
             .await;
         assert_eq!(r.status, Status::SUCCESS, "{r:?}");
