@@ -32,7 +32,11 @@ pub struct CustomMediaType {
 }
 
 /// A media type's name → value parameters; no allocation when there are none.
+///
+/// A boxed `Vec` rather than a `Vec` or boxed slice: one thin pointer (8 bytes, null when
+/// empty) instead of 24 or 16, which is what keeps [`MediaType`] at 16 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[allow(clippy::box_collection)]
 pub struct Params(Option<Box<Vec<(String, String)>>>);
 
 impl Params {
