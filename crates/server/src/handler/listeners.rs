@@ -413,7 +413,7 @@ fn cache_key<'a>(state: &'a State, h: &'a RequestHeader) -> &'a str {
     if h.cache_name.is_empty() {
         state.config.default_cache.as_str()
     } else {
-        &*h.cache_name
+        &h.cache_name
     }
 }
 
