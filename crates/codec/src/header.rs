@@ -54,6 +54,10 @@ impl RequestHeader {
     }
 
     /// Decodes a header and returns it with the opcode that follows it.
+    ///
+    /// Inlined into the request decoder so that the header is built in place: returned through
+    /// a call, the 96-byte value was copied with partial-width stores and reloads that stalled.
+    #[inline(always)]
     pub(crate) fn decode(
         r: &mut Reader<'_>,
         limits: &Limits,
@@ -77,6 +81,7 @@ impl RequestHeader {
             .map_err(|e| e.with_context(message_id, version, Some(opcode)))
     }
 
+    #[inline(always)]
     fn decode_rest(
         r: &mut Reader<'_>,
         limits: &Limits,

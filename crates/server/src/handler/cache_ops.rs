@@ -92,7 +92,7 @@ impl From<RemoveIfUnmodified> for Conditional {
 }
 
 impl State {
-    pub(super) fn cache_op(&self, h: &RequestHeader, op: Op, session: &mut Session) -> Outcome {
+    pub(super) fn cache_op(&self, h: &RequestHeader, op: &Op, session: &mut Session) -> Outcome {
         let cache = self.session_cache(h, session)?;
         let force = h.flags.contains(Flags::FORCE_RETURN_VALUE);
         let now = || self.clock.now();
@@ -101,11 +101,11 @@ impl State {
             Reply::with(status, body, &cache)
         };
         let reply = match op {
-            Op::Get { key } => match cache.get(&key) {
+            Op::Get { key } => match cache.get(key) {
                 Some(v) => Reply::with(Status::SUCCESS, ResponseBody::Value(v), &cache),
                 None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
             },
-            Op::GetWithVersion { key } => match cache.get_with_metadata(&key) {
+            Op::GetWithVersion { key } => match cache.get_with_metadata(key) {
                 Some(v) => Reply::with(
                     Status::SUCCESS,
                     ResponseBody::VersionedValue {
@@ -116,7 +116,7 @@ impl State {
                 ),
                 None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
             },
-            Op::GetWithMetadata { key } => match cache.get_with_metadata(&key) {
+            Op::GetWithMetadata { key } => match cache.get_with_metadata(key) {
                 Some(v) => Reply::with(
                     Status::SUCCESS,
                     ResponseBody::MetadataValue {
@@ -128,7 +128,7 @@ impl State {
                 None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
             },
             Op::ContainsKey { key } => {
-                let status = if cache.contains(&key) {
+                let status = if cache.contains(key) {
                     Status::SUCCESS
                 } else {
                     Status::KEY_DOES_NOT_EXIST
@@ -140,13 +140,13 @@ impl State {
                 expiration,
                 value,
             } => {
-                let options = write_options(h, &expiration, &now)?;
+                let options = write_options(h, expiration, &now)?;
                 if !force {
                     // Nobody asked for the previous entry: do not copy it out.
-                    cache.set(&key, &value, &options).map_err(engine_refusal)?;
+                    cache.set(key, value, &options).map_err(engine_refusal)?;
                     return Ok(Reply::status(Status::SUCCESS, &cache));
                 }
-                let prev = cache.put(&key, &value, &options).map_err(engine_refusal)?;
+                let prev = cache.put(key, value, &options).map_err(engine_refusal)?;
                 // With FORCE_RETURN_VALUE the reference answers "with previous" even for an
                 // absent key, carrying an empty previous value.
                 with_previous(
@@ -160,9 +160,9 @@ impl State {
                 expiration,
                 value,
             } => {
-                let options = write_options(h, &expiration, &now)?;
+                let options = write_options(h, expiration, &now)?;
                 match cache
-                    .put_if_absent(&key, &value, &options)
+                    .put_if_absent(key, value, &options)
                     .map_err(engine_refusal)?
                 {
                     PutIfAbsent::Stored => Reply::status(Status::SUCCESS, &cache),
@@ -178,9 +178,9 @@ impl State {
                 expiration,
                 value,
             } => {
-                let options = write_options(h, &expiration, &now)?;
+                let options = write_options(h, expiration, &now)?;
                 match cache
-                    .replace(&key, &value, &options)
+                    .replace(key, value, &options)
                     .map_err(engine_refusal)?
                 {
                     Replace::NotFound => Reply::status(Status::NOT_EXECUTED, &cache),
@@ -195,30 +195,30 @@ impl State {
                 version,
                 value,
             } => {
-                let options = write_options(h, &expiration, &now)?;
-                let outcome = match u64::try_from(version) {
+                let options = write_options(h, expiration, &now)?;
+                let outcome = match u64::try_from(*version) {
                     Ok(v) => cache
-                        .replace_if_unmodified(&key, v, &value, &options)
+                        .replace_if_unmodified(key, v, value, &options)
                         .map_err(engine_refusal)?
                         .into(),
-                    Err(_) => Conditional::against_current(&cache, &key),
+                    Err(_) => Conditional::against_current(&cache, key),
                 };
                 outcome.reply(with_previous, &cache)
             }
             Op::Remove { key } => match cache
-                .remove(&key, &plain_options(h))
+                .remove(key, &plain_options(h))
                 .map_err(engine_refusal)?
             {
                 None => Reply::status(Status::KEY_DOES_NOT_EXIST, &cache),
                 Some(p) => with_previous(Status::SUCCESS, Status::SUCCESS_WITH_PREVIOUS, Some(&p)),
             },
             Op::RemoveIfUnmodified { key, version } => {
-                let outcome = match u64::try_from(version) {
+                let outcome = match u64::try_from(*version) {
                     Ok(v) => cache
-                        .remove_if_unmodified(&key, v, &plain_options(h))
+                        .remove_if_unmodified(key, v, &plain_options(h))
                         .map_err(engine_refusal)?
                         .into(),
-                    Err(_) => Conditional::against_current(&cache, &key),
+                    Err(_) => Conditional::against_current(&cache, key),
                 };
                 outcome.reply(with_previous, &cache)
             }
@@ -279,7 +279,7 @@ impl State {
                 expiration,
                 entries,
             } => {
-                let options = write_options(h, &expiration, &now)?;
+                let options = write_options(h, expiration, &now)?;
                 cache
                     .put_all(
                         entries.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
@@ -293,7 +293,7 @@ impl State {
                 Reply::with(Status::SUCCESS, ResponseBody::Entries(entries), &cache)
             }
             Op::BulkGet { count } => {
-                let limit = (count > 0).then_some(count as usize);
+                let limit = (*count > 0).then_some(*count as usize);
                 Reply::with(
                     Status::SUCCESS,
                     ResponseBody::BulkEntries(cache.bulk(limit)),

@@ -110,7 +110,7 @@ impl State {
                 }
             }
         }
-        let outcome = tx::guard_waits(self, &header, session, |s| self.dispatch(&header, op, s));
+        let outcome = tx::guard_waits(self, &header, session, |s| self.dispatch(&header, &op, s));
         let response = match outcome {
             Ok(reply) => Response {
                 message_id: header.message_id,
@@ -221,7 +221,10 @@ impl State {
             .map_err(|_| Refusal::cache_not_found(&h.cache_name))
     }
 
-    fn dispatch(&self, h: &RequestHeader, op: Op, session: &mut Session) -> Outcome {
+    /// Takes the operation by reference: moving the 112-byte `Op` through each layer showed
+    /// up as copies in the per-request profile. The rarer handlers that keep parts of it
+    /// get a clone.
+    fn dispatch(&self, h: &RequestHeader, op: &Op, session: &mut Session) -> Outcome {
         if !h.version.is_known() {
             return Err(Refusal::unknown_version(h.version));
         }
@@ -232,7 +235,7 @@ impl State {
             Op::Auth {
                 mechanism,
                 response,
-            } => self.auth(&mechanism, &response, session),
+            } => self.auth(mechanism, response, session),
             Op::Put { .. }
             | Op::Get { .. }
             | Op::PutIfAbsent { .. }
@@ -251,7 +254,7 @@ impl State {
             | Op::PutAll { .. }
             | Op::GetAll { .. } => self.cache_op(h, op, session),
             Op::IterationStart { .. } | Op::IterationNext { .. } | Op::IterationEnd { .. } => {
-                self.iteration_op(h, op)
+                self.iteration_op(h, op.clone())
             }
             Op::GetStream { .. }
             | Op::PutStream { .. }
@@ -260,13 +263,13 @@ impl State {
             | Op::PutStreamEnd { .. }
             | Op::GetStreamStart { .. }
             | Op::GetStreamNext { .. }
-            | Op::GetStreamEnd { .. } => self.stream_op(h, op, session),
-            Op::Exec { task, params } => self.exec(h, &task, &params),
+            | Op::GetStreamEnd { .. } => self.stream_op(h, op.clone(), session),
+            Op::Exec { task, params } => self.exec(h, task, params),
             Op::RemoveClientListener { listener_id } => {
-                self.remove_listener(h, &listener_id, session)
+                self.remove_listener(h, listener_id, session)
             }
             Op::AddBloomFilterListener { listener_id, .. } => {
-                self.add_bloom_listener(h, &listener_id, session)
+                self.add_bloom_listener(h, listener_id, session)
             }
             Op::UpdateBloomFilter { .. } => self.update_bloom_filter(h, session),
             // Served by `handle` at every known version; an unknown one was refused above.
@@ -276,7 +279,7 @@ impl State {
             | Op::CommitTx { .. }
             | Op::RollbackTx { .. }
             | Op::ForgetTx { .. }
-            | Op::FetchTxRecovery => self.tx_op(h, op, session),
+            | Op::FetchTxRecovery => self.tx_op(h, op.clone(), session),
             Op::Query { .. } => {
                 self.cache(h)?;
                 Err(Refusal::unsupported(opcode, "queries are not implemented"))
