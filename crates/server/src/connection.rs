@@ -80,6 +80,10 @@ pub async fn serve_session<S>(
         signal,
     };
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
+    // Made once and kept pinned: re-created each time round, registering and unregistering a
+    // waiter with the token cost more per unpipelined request than decoding it.
+    let shutdown_wait = shutdown.cancelled();
+    tokio::pin!(shutdown_wait);
     loop {
         let fatal = loop {
             match codec.decode(&mut rbuf) {
@@ -124,14 +128,18 @@ pub async fn serve_session<S>(
         if rbuf.capacity() - rbuf.len() < READ_RESERVE {
             rbuf.reserve(READ_RESERVE);
         }
+        // Events and the overflow close only concern connections that registered a listener;
+        // the others skip waiting on them. (These two stay per-iteration: a waiter kept
+        // registered here would take the wake-ups meant for `Io::hold`.)
+        let listening = io.signal.has_listeners();
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
-            _ = io.signal.close.cancelled() => {
+            _ = &mut shutdown_wait => break,
+            _ = io.signal.close.cancelled(), if listening => {
                 debug!(%peer, "closing connection: a client listener's event queue overflowed");
                 break;
             }
-            _ = io.signal.wake.notified() => {
+            _ = io.signal.wake.notified(), if listening => {
                 if !io.write_events(&mut stream, &state).await {
                     return;
                 }
@@ -178,6 +186,10 @@ impl Io {
     /// close because one of its listeners overflowed (a client that does not read must not
     /// keep the task stuck in a write).
     async fn flush<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, state: &State) -> bool {
+        if !self.signal.has_listeners() {
+            // Only a listener's overflow closes a connection from the inside.
+            return flush(stream, &mut self.wbuf, state).await;
+        }
         let close = self.signal.close.clone();
         tokio::select! {
             ok = flush(stream, &mut self.wbuf, state) => ok,
