@@ -189,6 +189,18 @@ fn check_requests(stream: &[u8]) {
     let last = codec.decode(&mut buf);
     check_codec_end(&end, last.map(|r| r.is_some()), buf.len());
 
+    // Decoding without copies (as the server does, sharing every other opcode) agrees too.
+    let mut codec = ServerCodec::new(limits());
+    let mut chunk = bytes::Bytes::copy_from_slice(stream);
+    for want in &frames {
+        match codec.decode_shared(&mut chunk, |op| op.0 % 2 == 0) {
+            Ok(Some(got)) => assert_eq!(&got, want, "shared decoding disagrees"),
+            other => panic!("ServerCodec::decode_shared: expected {want:?}, got {other:?}"),
+        }
+    }
+    let last = codec.decode_shared(&mut chunk, |op| op.0 % 2 == 0);
+    check_codec_end(&end, last.map(|r| r.is_some()), chunk.len());
+
     // And fed one byte at a time, the same frames.
     if stream.len() <= BYTEWISE_MAX {
         let mut codec = ServerCodec::new(limits());

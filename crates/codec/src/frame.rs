@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
 use crate::codes::{Intelligence, OpCode, Version};
 use crate::error::{CodecError, DecodeError, Problem};
 use crate::event::{CacheEvent, CounterEvent, EventKind};
-use crate::header::{CacheNames, RESPONSE_MAGIC};
+use crate::header::{CacheNames, RequestHeader, RESPONSE_MAGIC};
 use crate::limits::Limits;
 use crate::request::Request;
 use crate::response::{RequestContext, Response};
@@ -109,14 +109,14 @@ struct FrameProgress {
 
 impl FrameProgress {
     /// False while the buffer is still shorter than what the last parse needed.
-    fn worth_parsing(&self, buf: &BytesMut) -> bool {
-        buf.len() >= self.needed
+    fn worth_parsing(&self, available: usize) -> bool {
+        available >= self.needed
     }
 
     /// Turns a parse result into the codec's answer, consuming the frame on success.
     fn settle<T>(
         &mut self,
-        buf: &mut BytesMut,
+        buf: &mut impl Buf,
         parsed: Result<(T, usize), DecodeError>,
         limits: &Limits,
     ) -> Result<Option<T>, CodecError> {
@@ -173,6 +173,35 @@ impl ServerCodec {
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
+
+    /// Whether `available` buffered bytes may hold the next whole request: false while the
+    /// frame under way is known to need more. A server checks this before handing its buffer
+    /// to [`ServerCodec::decode_shared`], so that a large frame arriving in many reads is not
+    /// handed over (and its start copied back) after each of them.
+    pub fn ready(&self, available: usize) -> bool {
+        available > 0 && self.progress.worth_parsing(available)
+    }
+
+    /// Like [`Decoder::decode`], but takes the request from the front of a frozen buffer. For
+    /// the operations `share` accepts, the byte fields are slices of that buffer (see
+    /// [`Request::decode_shared`]): no allocation or copy per key and value. The others are
+    /// copied as usual, for a server to pick the operations whose handlers keep nothing from
+    /// the request (a kept slice would keep the whole buffer alive).
+    pub fn decode_shared(
+        &mut self,
+        buf: &mut Bytes,
+        share: impl Fn(OpCode) -> bool,
+    ) -> Result<Option<Request>, CodecError> {
+        if !self.ready(buf.len()) {
+            return Ok(None);
+        }
+        let parsed = if RequestHeader::peek_opcode(buf).is_some_and(share) {
+            Request::decode_shared(buf, &self.limits, &mut self.names)
+        } else {
+            Request::decode_with(buf, &self.limits, &mut self.names)
+        };
+        self.progress.settle(buf, parsed, &self.limits)
+    }
 }
 
 impl Decoder for ServerCodec {
@@ -180,7 +209,7 @@ impl Decoder for ServerCodec {
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Request>, CodecError> {
-        if buf.is_empty() || !self.progress.worth_parsing(buf) {
+        if buf.is_empty() || !self.progress.worth_parsing(buf.len()) {
             return Ok(None);
         }
         let parsed = Request::decode_with(buf, &self.limits, &mut self.names);
@@ -263,7 +292,7 @@ impl Decoder for ClientCodec {
     type Error = CodecError;
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<ServerMessage>, CodecError> {
-        if buf.is_empty() || !self.progress.worth_parsing(buf) {
+        if buf.is_empty() || !self.progress.worth_parsing(buf.len()) {
             return Ok(None);
         }
         let in_flight = &self.in_flight;
@@ -323,6 +352,60 @@ mod tests {
         let mut codec = ServerCodec::new(limits);
         assert!(matches!(codec.decode(&mut small), Ok(Some(_))));
         assert!(small.is_empty());
+    }
+
+    #[test]
+    fn shared_decoding_slices_the_buffer_for_chosen_operations_only() {
+        let mut wire = put_frame(50);
+        let get = Request {
+            header: RequestHeader::new(2, Version::V4_0, "c"),
+            op: Op::Get {
+                key: Bytes::from_static(b"key"),
+            },
+        };
+        get.encode(&mut wire).unwrap();
+        let copied: Vec<Request> = {
+            let mut codec = ServerCodec::default();
+            let mut buf = wire.clone();
+            std::iter::from_fn(|| codec.decode(&mut buf).unwrap()).collect()
+        };
+        let mut codec = ServerCodec::default();
+        let mut chunk = wire.freeze();
+        let range = chunk.as_ptr_range();
+        let inside = |b: &Bytes| range.contains(&b.as_ptr());
+        let only_puts = |op: OpCode| op == OpCode::PUT;
+        let put = codec.decode_shared(&mut chunk, only_puts).unwrap().unwrap();
+        let get = codec.decode_shared(&mut chunk, only_puts).unwrap().unwrap();
+        assert!(chunk.is_empty());
+        assert_eq!(vec![put.clone(), get.clone()], copied);
+        let Op::Put { key, value, .. } = &put.op else {
+            panic!("not a put: {put:?}")
+        };
+        assert!(
+            inside(key) && inside(value),
+            "a shared op's fields are slices"
+        );
+        let Op::Get { key } = &get.op else {
+            panic!("not a get: {get:?}")
+        };
+        assert!(!inside(key), "an op left out is copied");
+    }
+
+    #[test]
+    fn shared_decoding_waits_for_the_rest_of_a_frame() {
+        let full = put_frame(1000).freeze();
+        let mut codec = ServerCodec::default();
+        let mut head = full.slice(..30);
+        assert!(matches!(codec.decode_shared(&mut head, |_| true), Ok(None)));
+        assert_eq!(head.len(), 30, "nothing is consumed from a partial frame");
+        assert!(!codec.ready(full.len() - 1));
+        assert!(codec.ready(full.len()));
+        let mut whole = full.clone();
+        assert!(matches!(
+            codec.decode_shared(&mut whole, |_| true),
+            Ok(Some(_))
+        ));
+        assert!(whole.is_empty());
     }
 
     #[test]

@@ -53,6 +53,17 @@ impl RequestHeader {
         }
     }
 
+    /// The opcode of the request at the front of `buf`, if enough of it is there to tell.
+    pub(crate) fn peek_opcode(buf: &[u8]) -> Option<OpCode> {
+        let mut r = Reader::new(buf);
+        if r.u8().ok()? != REQUEST_MAGIC {
+            return None;
+        }
+        r.vlong("message id").ok()?;
+        r.u8().ok()?;
+        r.u8().ok().map(OpCode)
+    }
+
     /// Decodes a header and returns it with the opcode that follows it.
     ///
     /// Inlined into the request decoder so that the header is built in place: returned through

@@ -344,7 +344,26 @@ impl Request {
         limits: &Limits,
         names: &mut CacheNames,
     ) -> std::result::Result<(Request, usize), DecodeError> {
-        let mut r = Reader::new(buf);
+        Self::decode_from(Reader::new(buf), limits, names)
+    }
+
+    /// [`Request::decode_with`] where the request's byte fields (keys, values, ids) are slices
+    /// of `buf` rather than copies. They keep `buf`'s whole allocation alive: whoever stores
+    /// one beyond the request copies it out.
+    pub fn decode_shared(
+        buf: &Bytes,
+        limits: &Limits,
+        names: &mut CacheNames,
+    ) -> std::result::Result<(Request, usize), DecodeError> {
+        Self::decode_from(Reader::shared(buf), limits, names)
+    }
+
+    #[inline(always)]
+    fn decode_from(
+        mut r: Reader<'_>,
+        limits: &Limits,
+        names: &mut CacheNames,
+    ) -> std::result::Result<(Request, usize), DecodeError> {
         let (header, opcode) = RequestHeader::decode(&mut r, limits, names)?;
         let op = Op::decode(opcode, &mut r, header.version, limits)
             .map_err(|e| e.with_context(header.message_id, header.version, Some(opcode)))?;
@@ -609,7 +628,7 @@ impl Op {
                         break;
                     }
                     total += n;
-                    chunks.push(Bytes::copy_from_slice(r.take(n)?));
+                    chunks.push(r.take_bytes(n)?);
                 }
                 Op::PutStream {
                     key,
@@ -1139,7 +1158,7 @@ impl Xid {
         if n > Self::MAX_PART {
             return Err(malformed(field, Problem::XidTooLong(n)));
         }
-        Ok(Bytes::copy_from_slice(r.take(n as usize)?))
+        r.take_bytes(n as usize)
     }
 
     pub(crate) fn encode(&self, dst: &mut BytesMut) {

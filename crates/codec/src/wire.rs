@@ -17,11 +17,36 @@ pub(crate) type Result<T> = std::result::Result<T, DecodeError>;
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// When the buffer is a [`Bytes`], byte fields are slices of it instead of copies.
+    shared: Option<&'a Bytes>,
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            shared: None,
+        }
+    }
+
+    /// A reader whose byte fields share `buf`'s memory (a reference count, no copy).
+    pub(crate) fn shared(buf: &'a Bytes) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            shared: Some(buf),
+        }
+    }
+
+    /// The next `n` bytes as a [`Bytes`]: a slice of the shared buffer, or a copy.
+    pub(crate) fn take_bytes(&mut self, n: usize) -> Result<Bytes> {
+        let start = self.pos;
+        let raw = self.take(n)?;
+        Ok(match self.shared {
+            Some(all) => all.slice(start..self.pos),
+            None => Bytes::copy_from_slice(raw),
+        })
     }
 
     /// Bytes consumed so far.
@@ -130,7 +155,7 @@ impl<'a> Reader<'a> {
     /// A vInt-length-prefixed byte array.
     pub(crate) fn bytes(&mut self, field: &'static str, limit: usize) -> Result<Bytes> {
         let n = self.count(field, limit)?;
-        Ok(Bytes::copy_from_slice(self.take(n)?))
+        self.take_bytes(n)
     }
 
     /// A vInt-length-prefixed UTF-8 string.
@@ -151,7 +176,7 @@ impl<'a> Reader<'a> {
         let n =
             usize::try_from(n).map_err(|_| malformed(field, Problem::NegativeLength(n.into())))?;
         check(field, n as u64, limit)?;
-        Ok(Some(Bytes::copy_from_slice(self.take(n)?)))
+        Ok(Some(self.take_bytes(n)?))
     }
 
     /// A string whose signed vInt length is -1 when absent.

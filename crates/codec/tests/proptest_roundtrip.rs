@@ -18,12 +18,12 @@ use std::collections::BTreeSet;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use ironrod_codec::{
-    CacheEvent, ClientCodec, CounterConfig, CounterEvent, DecodeError, EntryMetadata, EventKind,
-    EventPayload, Expiration, Factory, Flags, Intelligence, IterationBatch, IterationEntry,
-    Lifetime, Limits, ListenerRegistration, MediaType, MediaTypeId, Modification, Op, OpCode,
-    PingInfo, PreviousValue, Request, RequestContext, RequestHeader, Response, ResponseBody,
-    SegmentTable, ServerAddress, ServerCodec, ServerMessage, Status, TimeUnit, TimeValue, Topology,
-    Version, Xid,
+    CacheEvent, CacheNames, ClientCodec, CounterConfig, CounterEvent, DecodeError, EntryMetadata,
+    EventKind, EventPayload, Expiration, Factory, Flags, Intelligence, IterationBatch,
+    IterationEntry, Lifetime, Limits, ListenerRegistration, MediaType, MediaTypeId, Modification,
+    Op, OpCode, PingInfo, PreviousValue, Request, RequestContext, RequestHeader, Response,
+    ResponseBody, SegmentTable, ServerAddress, ServerCodec, ServerMessage, Status, TimeUnit,
+    TimeValue, Topology, Version, Xid,
 };
 use proptest::prelude::*;
 use proptest::strategy::{Union, ValueTree};
@@ -1120,6 +1120,12 @@ proptest! {
         let (again, len2) = Request::decode(&longer, &Limits::DEFAULT).unwrap();
         prop_assert_eq!(&again, &req);
         prop_assert_eq!(len2, wire.len());
+        // Decoding without copies (fields sliced from a frozen buffer) gives the same request.
+        let frozen = wire.clone().freeze();
+        let (shared, len3) =
+            Request::decode_shared(&frozen, &Limits::DEFAULT, &mut CacheNames::default()).unwrap();
+        prop_assert_eq!(&shared, &req);
+        prop_assert_eq!(len3, wire.len());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The server's own work per request, without sockets: decode a pipelined burst of 16 Hot Rod
-//! requests with `ServerCodec`, handle each against the engine and encode the answers, as a
+//! requests with `ServerCodec` (sharing the read buffer, as a connection does), handle each against the engine and encode the answers, as a
 //! connection task does after a read. The network share of a request's cost is measured by
 //! `benches/run.sh`; this one isolates what Ironrod's code adds to it.
 //!
@@ -16,6 +16,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use ironrod_codec::{
     ClientCodec, Expiration, Limits, Op, Request, RequestHeader, ServerCodec, Version,
 };
+use ironrod_server::connection::shares_request_bytes;
 use ironrod_server::session::Session;
 use ironrod_server::{Config, State};
 use tokio_util::codec::{Decoder, Encoder};
@@ -82,10 +83,13 @@ fn bench(c: &mut Criterion) {
                 b.iter_batched_ref(
                     || {
                         next = (next + 1) % all.len();
-                        all[next].clone()
+                        all[next].clone().freeze()
                     },
-                    |rbuf| {
-                        while let Some(req) = codec.decode(rbuf).unwrap() {
+                    |chunk| {
+                        // As a connection does: fields sliced from the frozen read.
+                        while let Some(req) =
+                            codec.decode_shared(chunk, shares_request_bytes).unwrap()
+                        {
                             state.handle(req, &mut session, &mut wbuf);
                         }
                         wbuf.clear();

@@ -10,11 +10,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use ironrod_codec::{CodecError, Response, ServerCodec, Version};
+use bytes::{Bytes, BytesMut};
+use ironrod_codec::{CodecError, OpCode, Response, ServerCodec, Version};
 use ironrod_events::{ConnectionId, Registry};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -85,8 +84,17 @@ pub async fn serve_session<S>(
     let shutdown_wait = shutdown.cancelled();
     tokio::pin!(shutdown_wait);
     loop {
+        // The requests' keys and values are slices of what was read (no copy per field); the
+        // handlers copy what they keep beyond the request. Bytes of a frame still arriving are
+        // put back into `rbuf`, and only once the codec says the frame may be complete is the
+        // buffer handed over again.
+        let mut chunk = if codec.ready(rbuf.len()) {
+            rbuf.split().freeze()
+        } else {
+            Bytes::new()
+        };
         let fatal = loop {
-            match codec.decode(&mut rbuf) {
+            match codec.decode_shared(&mut chunk, shares_request_bytes) {
                 Ok(Some(req)) => {
                     let held = is_write(req.op.opcode())
                         .then(|| state.listened_registry(&req.header))
@@ -114,6 +122,10 @@ pub async fn serve_session<S>(
                 Err(e) => break Some(e),
             }
         };
+        if !chunk.is_empty() {
+            rbuf.extend_from_slice(&chunk);
+        }
+        drop(chunk);
         if let Some(e) = fatal {
             refuse_and_close(stream, io.wbuf, e, peer, &state).await;
             return;
@@ -160,6 +172,28 @@ pub async fn serve_session<S>(
         }
     }
     let _ = stream.shutdown().await;
+}
+
+/// The operations decoded without copying their keys and values: the key/value operations,
+/// whose handlers pass the bytes to the engine (which copies what it stores) and keep nothing.
+/// Transactions, streams, listeners and iterations keep parts of their request, so theirs are
+/// copied, lest a kept slice hold a whole read buffer.
+pub fn shares_request_bytes(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::GET
+            | OpCode::PUT
+            | OpCode::PUT_IF_ABSENT
+            | OpCode::REPLACE
+            | OpCode::REPLACE_IF_UNMODIFIED
+            | OpCode::REMOVE
+            | OpCode::REMOVE_IF_UNMODIFIED
+            | OpCode::CONTAINS_KEY
+            | OpCode::GET_WITH_VERSION
+            | OpCode::GET_WITH_METADATA
+            | OpCode::PUT_ALL
+            | OpCode::GET_ALL
+    )
 }
 
 /// Drops the connection's listeners however the task ends.
