@@ -177,12 +177,19 @@ impl Default for CacheNames {
 }
 
 impl CacheNames {
+    #[inline(always)]
     fn intern(&mut self, raw: &[u8]) -> Result<Arc<str>> {
-        if raw != self.last.as_bytes() {
-            let name = std::str::from_utf8(raw)
-                .map_err(|_| malformed("cache name", Problem::InvalidUtf8))?;
-            self.last = Arc::from(name);
+        if raw == self.last.as_bytes() {
+            return Ok(self.last.clone());
         }
+        self.intern_new(raw)
+    }
+
+    #[inline(never)]
+    fn intern_new(&mut self, raw: &[u8]) -> Result<Arc<str>> {
+        let name =
+            std::str::from_utf8(raw).map_err(|_| malformed("cache name", Problem::InvalidUtf8))?;
+        self.last = Arc::from(name);
         Ok(self.last.clone())
     }
 }
