@@ -11,10 +11,52 @@ use std::time::Instant;
 use bytes::Bytes;
 use ironrod_engine::{Cache, EngineError, Expiration, Iteration, TxWrite, WriteOptions};
 use ironrod_xsite::wire::Cause;
-use ironrod_xsite::{ApplyFailure, ApplyMode, Change, Chunk, EntryValue, Resolution};
+use ironrod_xsite::{ApplyFailure, ApplyMode, Change, Chunk, EntryValue, Resolution, Ticket};
 
 use super::hook::applying_remote;
 use super::Xsite;
+
+/// Carries out an [`ironrod_xsite::Event::Apply`]: applies the change and completes the
+/// ticket. An apply that cannot wait for a key lock (acquire timeout 0, or a cache without
+/// locks) runs right here, on the link's reader task, saving thread hops on the SYNC path; one
+/// that may wait goes to a blocking thread so the links keep moving meanwhile.
+pub fn run(
+    xs: &Arc<Xsite>,
+    state: &Arc<crate::state::State>,
+    ticket: Ticket,
+    change: Change,
+    mode: ApplyMode,
+) {
+    let cache = state.caches.cache(&change.cache);
+    let may_wait = cache
+        .as_ref()
+        .is_ok_and(|c| c.config().transaction.may_wait());
+    let go = {
+        let xs = xs.clone();
+        move || {
+            let result = match &cache {
+                Ok(cache) => apply(&xs, cache, &change, mode),
+                Err(_) => Err(ApplyFailure {
+                    cause: Cause::NO_SUCH_CACHE,
+                    message: format!("no cache '{}' on site '{}'", change.cache, xs.site()),
+                }),
+            };
+            xs.bridge
+                .lock()
+                .complete_apply(Instant::now(), ticket, result);
+        }
+    };
+    if may_wait {
+        let xs = xs.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            go();
+            xs.flush(Some(&state));
+        });
+    } else {
+        go();
+    }
+}
 
 /// Applies one received change to `cache`.
 pub fn apply(

@@ -131,7 +131,8 @@ impl PrepareHook for SyncHook {
                 }
             }
         }
-        self.xs.wake();
+        // Write the frames to the links from this thread: no hand-off before the socket.
+        self.xs.flush(None);
         // The bridge answers within the backup timeout; the margin covers a stalled driver.
         let limit = bound + Duration::from_secs(5);
         let wait_all = || {

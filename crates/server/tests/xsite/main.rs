@@ -13,6 +13,7 @@ mod common;
 mod feed;
 mod proxy;
 mod sites;
+mod tls;
 
 use std::time::{Duration, Instant};
 
