@@ -192,7 +192,9 @@ impl PrepareHook for SyncHook {
                 bridge.committed(now, c);
             }
         }
-        self.xs.wake();
+        // An ASYNC batch that can go now is written from here; the driver is woken only for
+        // what it must do (a new earlier deadline, events).
+        self.xs.flush(None);
     }
 
     fn rollback(&self, cache: &str, writes: &WriteSet) {

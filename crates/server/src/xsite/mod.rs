@@ -142,37 +142,44 @@ impl Xsite {
     /// bridge call on the SYNC path, so no thread hand-off sits between the call and the socket.
     pub fn flush(self: &Arc<Self>, state: Option<&Arc<crate::state::State>>) {
         loop {
-            let events = {
+            let (events, wake) = {
                 let mut b = self.bridge.lock();
-                {
-                    let writers = self.writers.lock();
-                    while let Some(t) = b.poll_transmit() {
-                        if let Some(w) = writers.get(&t.conn) {
-                            w.send(t.bytes);
-                        }
-                    }
+                let mut transmits = Vec::new();
+                while let Some(t) = b.poll_transmit() {
+                    transmits.push(t);
                 }
                 let mut events = Vec::new();
                 while let Some(e) = b.poll_event() {
                     events.push(e);
                 }
-                if events.is_empty() {
-                    // A new deadline earlier than the driver's sleep wakes it.
+                // A new deadline earlier than the driver's sleep wakes it.
+                let wake = events.is_empty() && {
                     let next = b.poll_timeout();
                     let sleeping = *self.driver_deadline.lock();
-                    let earlier = match (next, sleeping) {
+                    match (next, sleeping) {
                         (Some(n), Some(s)) => n < s,
                         (Some(_), None) => true,
                         (None, _) => false,
-                    };
-                    drop(b);
-                    if earlier {
-                        self.wake();
                     }
-                    return;
+                };
+                // The writer table is taken before the bridge is released, so transmits keep
+                // their order; the (possibly slow) socket writes then run without the bridge
+                // lock, and a reader can feed an answer to the bridge meanwhile.
+                let writers = self.writers.lock();
+                drop(b);
+                for t in transmits {
+                    if let Some(w) = writers.get(&t.conn) {
+                        w.send(t.bytes);
+                    }
                 }
-                events
+                (events, wake)
             };
+            if events.is_empty() {
+                if wake {
+                    self.wake();
+                }
+                return;
+            }
             for e in events {
                 match e {
                     Event::SyncDone { write, verdict } => {
