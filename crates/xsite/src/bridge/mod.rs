@@ -33,6 +33,9 @@ use crate::push::{PushState, PushStatus};
 use crate::routing::RoutingTable;
 use crate::wire::{self, AuthMode, DecodeError, Frame, Message, Route, NONCE_LEN};
 
+/// First protocol version with the CLEAR frame.
+const CLEAR_VERSION: u8 = 3;
+
 struct Backup {
     cfg: BackupConfig,
     status: OfflineStatus,
@@ -513,9 +516,22 @@ impl Bridge {
         let Some((conn, version)) = link.up() else {
             return false;
         };
+        if matches!(frame.message, Message::Clear { .. }) && version < CLEAR_VERSION {
+            // The link's version has no CLEAR frame: not sent (relay() answers for it).
+            return false;
+        }
         link.sent(now);
         self.push_bytes(conn, &frame, version);
         true
+    }
+
+    /// The negotiated version of the link that reaches `site`, when it is up.
+    pub(super) fn hop_version(&self, site: &str) -> Option<u8> {
+        self.routes
+            .next_hop(site)
+            .and_then(|h| self.links.get(h))
+            .and_then(Link::up)
+            .map(|(_, v)| v)
     }
 
     pub(super) fn push_bytes(&mut self, conn: ConnId, frame: &Frame, version: u8) {
