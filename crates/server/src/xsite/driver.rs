@@ -264,6 +264,20 @@ impl Driver {
                 mode,
                 ..
             } => apply::run(&self.xs, &self.state, ticket, change, mode),
+            Event::Clear {
+                ticket,
+                from,
+                cache,
+                seen,
+            } => {
+                info!(%cache, %from, "clearing on behalf of a remote site");
+                apply::run_clear(&self.xs, &self.state, ticket, cache, seen);
+            }
+            Event::ClearNotReplicated { cache, site } => warn!(
+                %cache,
+                %site,
+                "clear not replicated: the link to the site speaks a bridge protocol without CLEAR (before 3)"
+            ),
             Event::PushStarting {
                 ticket,
                 cache,

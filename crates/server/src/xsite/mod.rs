@@ -197,6 +197,16 @@ impl Xsite {
                             apply::run(self, state, ticket, change, mode);
                         }
                     }
+                    Event::Clear {
+                        ticket,
+                        cache,
+                        seen,
+                        ..
+                    } if state.is_some() => {
+                        if let Some(state) = state {
+                            apply::run_clear(self, state, ticket, cache, seen);
+                        }
+                    }
                     other => {
                         if let Some(tx) = self.driver_tx.get() {
                             let _ = tx.send(other);

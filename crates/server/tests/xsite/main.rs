@@ -8,6 +8,7 @@
     clippy::panic
 )]
 
+mod clear;
 #[path = "../common/mod.rs"]
 mod common;
 mod feed;

@@ -293,6 +293,16 @@ impl Hr {
         }
     }
 
+    /// CLEAR; `Err` carries the server's error text.
+    pub async fn clear(&mut self, cache: &str) -> Result<(), String> {
+        let r = self.call(cache, Op::Clear).await;
+        match r.body {
+            ResponseBody::Error(text) => Err(text),
+            _ if r.status.is_success() => Ok(()),
+            other => Err(format!("{:?} {other:?}", r.status)),
+        }
+    }
+
     pub async fn get(&mut self, cache: &str, key: &str) -> Option<String> {
         let r = self.call(cache, Op::Get { key: b(key) }).await;
         match r.body {
