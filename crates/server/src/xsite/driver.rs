@@ -151,20 +151,14 @@ impl Driver {
         let now = Instant::now();
         match io {
             Io::Connected(conn, stream) => {
-                let Some(opened) = self.attach(conn, stream) else {
-                    self.xs.bridge.lock().handle_closed(now, conn);
-                    return;
-                };
+                let reader = self.attach(conn, stream);
                 self.xs.bridge.lock().handle_connected(now, conn);
-                self.start_reader(conn, opened);
+                self.spawn_reader(conn, reader);
             }
             Io::Accepted(stream) => {
                 let conn = self.xs.bridge.lock().accept(now);
-                let Some(opened) = self.attach(conn, stream) else {
-                    self.xs.bridge.lock().handle_closed(now, conn);
-                    return;
-                };
-                self.start_reader(conn, opened);
+                let reader = self.attach(conn, stream);
+                self.spawn_reader(conn, reader);
             }
             Io::Closed(conn) => {
                 self.xs.writers.lock().remove(&conn);
@@ -176,44 +170,33 @@ impl Driver {
 
     /// Registers the connection's writer; the reader is started after the bridge knows the
     /// connection.
-    fn attach(&mut self, conn: ConnId, stream: LinkStream) -> Option<link_io::Opened> {
-        let (writer, opened) = link_io::open(stream)?;
+    fn attach(&mut self, conn: ConnId, stream: LinkStream) -> LinkReader {
+        let (writer, reader) = link_io::open(stream);
         self.xs.writers.lock().insert(conn, writer);
-        Some(opened)
+        reader
     }
 
-    /// The reader: feeds the bridge and drains it right away (see the module docs).
-    fn start_reader(&mut self, conn: ConnId, opened: link_io::Opened) {
+    /// The reader task: feeds the bridge and drains it right away (see the module docs).
+    fn spawn_reader(&mut self, conn: ConnId, mut rd: LinkReader) {
         let io_tx = self.io_tx.clone();
         let xs = self.xs.clone();
         let state = self.state.clone();
-        let closed = io_tx.clone();
-        let run: link_io::ReaderLoop = Box::new(move |mut rd: LinkReader| {
-            Box::pin(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    match rd.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            let data = buf.get(..n).unwrap_or_default();
-                            xs.bridge.lock().handle_data(Instant::now(), conn, data);
-                            xs.flush(Some(&state));
-                        }
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match rd.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let data = buf.get(..n).unwrap_or_default();
+                        xs.bridge.lock().handle_data(Instant::now(), conn, data);
+                        xs.flush(Some(&state));
                     }
                 }
-                let _ = io_tx.send(Io::Closed(conn));
-            })
+            }
+            let _ = io_tx.send(Io::Closed(conn));
         });
-        match link_io::start(opened, run) {
-            Ok(reader) => {
-                if let Some(old) = self.readers.insert(conn, reader) {
-                    old.abort();
-                }
-            }
-            Err(e) => {
-                warn!("bridge link reader could not start: {e}");
-                let _ = closed.send(Io::Closed(conn));
-            }
+        if let Some(old) = self.readers.insert(conn, reader.abort_handle()) {
+            old.abort();
         }
     }
 

@@ -59,64 +59,22 @@ impl LinkWriter {
     }
 }
 
-/// A link whose reader is not started yet.
-pub struct Opened {
-    reader: LinkReader,
-    /// A plain link's own runtime (see [`open`]); `None`: the shared runtime.
-    own: Option<(tokio::runtime::Runtime, tokio::task::JoinHandle<()>)>,
-}
-
-/// A reader loop over a link's read side.
-pub type ReaderLoop = Box<dyn FnOnce(LinkReader) -> BoxFuture + Send>;
-type BoxFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
-
-/// Splits a stream into its writer (the writer task is spawned) and its not yet started reader.
-///
-/// A plain TCP link gets a thread of its own running a current-thread runtime: a frame arriving
-/// wakes that thread, which feeds the bridge and answers at once, instead of waking a worker of
-/// the shared runtime that then schedules the reader (the hops a SYNC write pays for twice, once
-/// on each site). A TLS link stays on the shared runtime.
-/// `None` when the socket could not be moved (it is closed then).
-pub fn open(stream: LinkStream) -> Option<(LinkWriter, Opened)> {
+/// Splits a stream into its writer (the writer task is spawned) and reader.
+pub fn open(stream: LinkStream) -> (LinkWriter, LinkReader) {
     let (tx, rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
-    Some(match stream {
+    match stream {
         LinkStream::Plain(s) => {
             let _ = s.set_nodelay(true);
-            let (s, rt) = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => {
-                    let std = s.into_std().ok()?;
-                    let moved = {
-                        let _enter = rt.enter();
-                        TcpStream::from_std(std).ok()?
-                    };
-                    (moved, Some(rt))
-                }
-                Err(_) => (s, None),
-            };
             let (r, w) = s.into_split();
             let w = Arc::new(w);
-            let task = write_plain(w.clone(), rx, queued.clone());
-            let own = match rt {
-                Some(rt) => {
-                    let h = rt.spawn(task);
-                    Some((rt, h))
-                }
-                None => {
-                    tokio::spawn(task);
-                    None
-                }
-            };
+            tokio::spawn(write_plain(w.clone(), rx, queued.clone()));
             let writer = LinkWriter {
                 tx,
                 direct: Some(w),
                 queued,
             };
-            let reader: LinkReader = Box::new(r);
-            (writer, Opened { reader, own })
+            (writer, Box::new(r))
         }
         LinkStream::Tls(s) => {
             let (r, w) = tokio::io::split(s);
@@ -126,30 +84,7 @@ pub fn open(stream: LinkStream) -> Option<(LinkWriter, Opened)> {
                 direct: None,
                 queued,
             };
-            let reader: LinkReader = Box::new(r);
-            (writer, Opened { reader, own: None })
-        }
-    })
-}
-
-/// Starts the reader loop; returns its abort handle.
-pub fn start(opened: Opened, run: ReaderLoop) -> std::io::Result<tokio::task::AbortHandle> {
-    match opened.own {
-        None => Ok(tokio::spawn(run(opened.reader)).abort_handle()),
-        Some((rt, writer)) => {
-            let reader = rt.spawn(run(opened.reader));
-            let abort = reader.abort_handle();
-            std::thread::Builder::new()
-                .name("ironrod-bridge-link".into())
-                .spawn(move || {
-                    rt.block_on(async {
-                        let _ = reader.await;
-                        // Closed: the writer ends once its sender is dropped (after writing
-                        // what was queued).
-                        let _ = writer.await;
-                    });
-                })?;
-            Ok(abort)
+            (writer, Box::new(r))
         }
     }
 }
