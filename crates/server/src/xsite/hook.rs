@@ -235,15 +235,18 @@ impl PrepareHook for SyncHook {
                 store.commit_local(now, c);
             }
         }
-        {
+        let queued = {
             let mut bridge = self.xs.bridge.lock();
             for c in &changes {
                 bridge.committed(now, c);
             }
+            bridge.has_async_backups(cache)
+        };
+        // The driver sends ASYNC batches (off the client's path, and batching what commits
+        // meanwhile); a cache with SYNC backups only has nothing for it.
+        if queued {
+            self.xs.wake();
         }
-        // An ASYNC batch that can go now is written from here; the driver is woken only for
-        // what it must do (a new earlier deadline, events).
-        self.xs.flush(None);
     }
 
     fn rollback(&self, cache: &str, writes: &WriteSet) {

@@ -195,6 +195,13 @@ impl Bridge {
         })
     }
 
+    /// Whether `cache` has an ASYNC backup that is online (its committed changes are queued).
+    pub fn has_async_backups(&self, cache: &str) -> bool {
+        self.backups.iter().any(|((c, _), b)| {
+            c == cache && b.cfg.strategy == Strategy::Async && !b.status.is_offline()
+        })
+    }
+
     /// Next bytes to write.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
