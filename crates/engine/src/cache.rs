@@ -281,6 +281,11 @@ impl Cache {
     /// event per entry on clear), or `Expired` for entries that had already expired. Shard by
     /// shard: a write racing with the clear may survive it. Returns how many entries went away.
     pub fn clear(&self, options: &WriteOptions) -> Result<usize, EngineError> {
+        let hook = self.prepare_hook();
+        if let Some(h) = &hook {
+            h.prepare_clear(self.name())
+                .map_err(|crate::tx::Veto(reason)| EngineError::Vetoed(reason))?;
+        }
         let now = self.clock.now();
         let mut removed = 0;
         for shard in self.shards.iter() {
@@ -297,6 +302,9 @@ impl Cache {
                 };
                 self.publish_removal(kind, entry, options.skip_listener_notification);
             }
+        }
+        if let Some(h) = &hook {
+            h.cleared(self.name());
         }
         Ok(removed)
     }

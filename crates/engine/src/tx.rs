@@ -75,6 +75,15 @@ pub trait PrepareHook: Send + Sync + 'static {
 
     /// The transaction rolled back after a successful `prepare`.
     fn rollback(&self, _cache: &str, _writes: &WriteSet) {}
+
+    /// [`Cache::clear`] is about to run (it takes no key locks); an error vetoes it (the caller
+    /// sees [`EngineError::Vetoed`] and nothing is cleared).
+    fn prepare_clear(&self, _cache: &str) -> Result<(), Veto> {
+        Ok(())
+    }
+
+    /// [`Cache::clear`] ran after `prepare_clear` agreed.
+    fn cleared(&self, _cache: &str) {}
 }
 
 /// Why a prepare hook refused a transaction.
@@ -115,6 +124,11 @@ impl Cache {
     /// [`EngineError::EntryBoundReached`]; on every error nothing stays locked.
     pub fn prepare(self: &Arc<Self>, writes: Vec<TxWrite>) -> Result<PreparedTx, EngineError> {
         prepare_on(Arc::clone(self), writes)
+    }
+
+    /// The prepare hook, if any (for [`Cache::clear`]).
+    pub(crate) fn prepare_hook(&self) -> Option<Arc<dyn PrepareHook>> {
+        self.tx().and_then(TxState::hook)
     }
 
     /// Installs (or, with `None`, removes) the cache's prepare hook.
@@ -480,6 +494,41 @@ mod tests {
         fn rollback(&self, _: &str, _: &WriteSet) {
             self.0.lock().push("rollback".into());
         }
+        fn prepare_clear(&self, cache: &str) -> Result<(), Veto> {
+            let mut log = self.0.lock();
+            log.push(format!("prepare_clear {cache}"));
+            if log
+                .iter()
+                .filter(|l| l.starts_with("prepare_clear"))
+                .count()
+                == 1
+            {
+                return Err(Veto("backup site refused the clear".into()));
+            }
+            Ok(())
+        }
+        fn cleared(&self, _: &str) {
+            self.0.lock().push("cleared".into());
+        }
+    }
+
+    #[test]
+    fn the_prepare_hook_can_veto_a_clear_and_hears_of_it() {
+        let (cache, _) = keycloak();
+        let hook = Arc::new(Hook::default());
+        cache.set_prepare_hook(Some(hook.clone())).unwrap();
+        cache.put(b"a", b"1", &W).unwrap();
+        assert_eq!(
+            cache.clear(&W).unwrap_err(),
+            EngineError::Vetoed("backup site refused the clear".into())
+        );
+        assert_eq!(cache.get(b"a").unwrap(), &b"1"[..]);
+        assert_eq!(cache.clear(&W).unwrap(), 1);
+        assert_eq!(cache.get(b"a"), None);
+        assert_eq!(
+            hook.0.lock()[2..],
+            ["prepare_clear t", "prepare_clear t", "cleared"]
+        );
     }
 
     const W: WriteOptions = WriteOptions {

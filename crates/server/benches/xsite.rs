@@ -2,6 +2,8 @@
 //! - `put/local`: a Hot Rod PUT to a cache without backups (the baseline);
 //! - `put/sync`: a PUT to a cache with a SYNC backup (one bridge round trip inside the write);
 //! - `put/async`: a PUT to a cache with an ASYNC backup (queued after commit);
+//! - `rtt/loopback_echo`: a 100-byte ping answered by an echo thread over loopback TCP: the
+//!   network part of one bridge round trip (the target is SYNC ≤ local + this + 10 %);
 //! - `async_throughput`: PUT n keys on site1 through an ASYNC backup and wait until the last one
 //!   is readable on site2 (elements per second).
 //!
@@ -178,11 +180,47 @@ fn start() -> (Vec<Proc>, tempfile::TempDir, u16, u16) {
     (procs, dir, h1, h2)
 }
 
+/// A client socket whose peer, on its own thread, echoes every byte.
+fn echo_pair() -> TcpStream {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_nodelay(true).unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
 fn bench(c: &mut Criterion) {
     let (_procs, _dir, h1, h2) = start();
     let mut c1 = Hr::connect(h1);
     let mut c2 = Hr::connect(h2);
     let value = vec![b'v'; 100];
+    let mut g = c.benchmark_group("rtt");
+    let mut echo = echo_pair();
+    let ping = [b'p'; 100];
+    g.bench_function("loopback_echo", |b| {
+        b.iter(|| {
+            echo.write_all(&ping).unwrap();
+            let mut got = [0u8; 100];
+            echo.read_exact(&mut got).unwrap();
+        })
+    });
+    g.finish();
+
     let mut g = c.benchmark_group("put");
     let mut n = 0u64;
     for (label, cache) in [

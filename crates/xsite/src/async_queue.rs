@@ -8,11 +8,15 @@
 //! takes the backup offline (documented in `protocol-spec/xsite.md`: a state push repairs it).
 //! A failed batch goes back to the front of the queue, except keys that meanwhile got a newer
 //! change, and is retried until the backup goes offline.
+//!
+//! A clear of the cache is queued too: it drops the waiting changes it had seen (their versions
+//! are at or below its summary, so the receiver would drop them anyway) and goes out alone, as
+//! the next batch, before everything queued after it.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use crate::change::Change;
+use crate::change::{Causality, Change, VersionVector};
 
 /// A batch waiting for its acknowledgement.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +25,8 @@ pub struct InFlight {
     pub id: u64,
     /// The changes, in order.
     pub changes: Vec<Change>,
+    /// A clear (with what it had seen) instead of changes.
+    pub clear: Option<VersionVector>,
     /// When it was sent.
     pub sent_at: Instant,
 }
@@ -42,6 +48,8 @@ pub struct AsyncQueue {
     order: VecDeque<Vec<u8>>,
     waiting: HashMap<Vec<u8>, Change>,
     in_flight: Option<InFlight>,
+    /// A clear waiting to go before every waiting change.
+    clear: Option<VersionVector>,
     /// Earliest time of the next send after a failure.
     pub retry_at: Option<Instant>,
     /// Consecutive failed batches (drives the retry back-off).
@@ -63,19 +71,37 @@ impl AsyncQueue {
         Enqueued::Added
     }
 
-    /// Changes waiting (not counting the batch in flight).
+    /// Queues a clear that had seen `seen`: waiting changes it covers are dropped, and it goes
+    /// out before the others. Two waiting clears merge.
+    pub fn push_clear(&mut self, seen: &VersionVector) {
+        let mut merged = self.clear.take().unwrap_or_default();
+        merged.merge(seen);
+        let waiting = &mut self.waiting;
+        self.order.retain(|k| {
+            let keep = waiting
+                .get(k)
+                .is_some_and(|c| !covered(&c.version, &merged));
+            if !keep {
+                waiting.remove(k);
+            }
+            keep
+        });
+        self.clear = Some(merged);
+    }
+
+    /// Changes waiting (not counting the batch in flight), a waiting clear counting as one.
     pub fn len(&self) -> usize {
-        self.order.len()
+        self.order.len() + usize::from(self.clear.is_some())
     }
 
     /// Whether nothing waits (a batch may still be in flight).
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.order.is_empty() && self.clear.is_none()
     }
 
     /// Whether nothing waits and nothing is in flight.
     pub fn is_idle(&self) -> bool {
-        self.order.is_empty() && self.in_flight.is_none()
+        self.is_empty() && self.in_flight.is_none()
     }
 
     /// The batch in flight.
@@ -85,8 +111,17 @@ impl AsyncQueue {
 
     /// Takes the next batch if none is in flight and something waits.
     pub fn next_batch(&mut self, id: u64, max: usize, now: Instant) -> Option<&InFlight> {
-        if self.in_flight.is_some() || self.order.is_empty() {
+        if self.in_flight.is_some() || self.is_empty() {
             return None;
+        }
+        if let Some(seen) = self.clear.take() {
+            self.in_flight = Some(InFlight {
+                id,
+                changes: Vec::new(),
+                clear: Some(seen),
+                sent_at: now,
+            });
+            return self.in_flight.as_ref();
         }
         let mut changes = Vec::with_capacity(max.min(self.order.len()));
         while changes.len() < max {
@@ -100,6 +135,7 @@ impl AsyncQueue {
         self.in_flight = Some(InFlight {
             id,
             changes,
+            clear: None,
             sent_at: now,
         });
         self.in_flight.as_ref()
@@ -121,8 +157,17 @@ impl AsyncQueue {
     pub fn failed(&mut self) -> Option<Instant> {
         let batch = self.in_flight.take()?;
         self.attempts = self.attempts.saturating_add(1);
+        if let Some(seen) = &batch.clear {
+            // The clear goes first again (merged with any newer one).
+            let mut merged = seen.clone();
+            if let Some(newer) = self.clear.take() {
+                merged.merge(&newer);
+            }
+            self.clear = Some(merged);
+        }
         for c in batch.changes.into_iter().rev() {
-            if !self.waiting.contains_key(&c.key) {
+            let superseded = self.clear.as_ref().is_some_and(|s| covered(&c.version, s));
+            if !superseded && !self.waiting.contains_key(&c.key) {
                 self.order.push_front(c.key.clone());
                 self.waiting.insert(c.key.clone(), c);
             }
@@ -135,11 +180,20 @@ impl AsyncQueue {
         let n = self.order.len() + self.in_flight.as_ref().map_or(0, |b| b.changes.len());
         self.order.clear();
         self.waiting.clear();
+        self.clear = None;
         self.in_flight = None;
         self.retry_at = None;
         self.attempts = 0;
         n
     }
+}
+
+/// Whether a change at `version` happened before a clear that had seen `seen`.
+fn covered(version: &VersionVector, seen: &VersionVector) -> bool {
+    matches!(
+        version.compare(seen),
+        Causality::DominatedBy | Causality::Equal
+    )
 }
 
 #[cfg(test)]
@@ -192,6 +246,38 @@ mod tests {
             .map(|c| (c.key[0], c.value.as_ref().unwrap().bytes[0]))
             .collect();
         assert_eq!(keys, vec![(1, 1), (3, 1), (2, 2)]);
+    }
+
+    fn versioned(key: u8, site: &str, n: u64) -> Change {
+        let mut c = ch(key, n as u8);
+        c.version.set(site, n);
+        c
+    }
+
+    #[test]
+    fn a_clear_drops_what_it_saw_and_goes_before_later_changes() {
+        let now = Instant::now();
+        let mut q = AsyncQueue::default();
+        q.push(versioned(1, "A", 1), 10);
+        q.next_batch(1, 10, now);
+        q.push(versioned(2, "A", 2), 10);
+        q.push(versioned(3, "A", 4), 10);
+        let seen: VersionVector = [("A".to_string(), 3)].into_iter().collect();
+        q.push_clear(&seen);
+        assert_eq!(q.len(), 2, "key 2 was seen by the clear, key 3 was not");
+        // The batch in flight fails: its change is older than the clear and is dropped.
+        q.failed();
+        let b = q.next_batch(2, 10, now).unwrap().clone();
+        assert_eq!(b.clear, Some(seen.clone()));
+        assert!(b.changes.is_empty());
+        // The clear fails too: it goes out again, still first.
+        q.failed();
+        assert_eq!(q.next_batch(3, 10, now).unwrap().clear, Some(seen));
+        q.acked(3);
+        let b = q.next_batch(4, 10, now).unwrap();
+        assert_eq!(b.changes, vec![versioned(3, "A", 4)]);
+        assert!(q.acked(4));
+        assert!(q.is_idle());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! # What this crate owns
 //! - the `[xsite]` configuration and its validation ([`config`]);
-//! - the bridge wire protocol, versions 1 and 2, with a bounded decoder ([`wire`];
+//! - the bridge wire protocol, versions 1 to 3, with a bounded decoder ([`wire`];
 //!   specification in `protocol-spec/xsite.md`);
 //! - per remote site, the link state machine: handshake with version negotiation and
 //!   shared-secret authentication, heartbeats, failure detection, reconnect with back-off

@@ -648,8 +648,8 @@ mod tests {
         let mut out = Vec::new();
         b.adopt_inbound(now, ConnId(5), &c, [0; NONCE_LEN], &mut out);
         let hello = Message::Hello {
-            min_version: 3,
-            max_version: 4,
+            min_version: MAX_VERSION + 1,
+            max_version: MAX_VERSION + 2,
             auth: AuthMode::SharedSecret,
             nonce: [1; NONCE_LEN],
         };

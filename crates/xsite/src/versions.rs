@@ -80,6 +80,9 @@ pub struct VersionStore {
     seq: u64,
     keys: HashMap<Vec<u8>, KeyMeta>,
     tombstones: VecDeque<(Instant, Vec<u8>)>,
+    /// What every clear of the cache had seen (merged): a write whose version is at or below
+    /// it happened before a clear and is gone on every site (see [`VersionStore::clear`]).
+    floor: VersionVector,
 }
 
 impl VersionStore {
@@ -92,7 +95,55 @@ impl VersionStore {
             seq: 0,
             keys: HashMap::new(),
             tombstones: VecDeque::new(),
+            floor: VersionVector::new(),
         }
+    }
+
+    /// What a clear issued here now has seen: every version of every key this site knows, and
+    /// every counter it issued. Sent with the clear; [`clear`](Self::clear) it once the local
+    /// clear ran.
+    pub fn clear_summary(&self) -> VersionVector {
+        let mut seen = self.floor.clone();
+        for meta in self.keys.values() {
+            for s in &meta.siblings {
+                seen.merge(&s.version);
+            }
+        }
+        let own = seen.counter(&self.site).max(self.counter);
+        if own > 0 {
+            seen.set(&self.site, own);
+        }
+        seen
+    }
+
+    /// A clear that had seen `seen` (this site's own, or one received from another site): the
+    /// writes it had seen are gone, the writes it had not seen (made concurrently on other
+    /// sites) survive. Raises the floor to `seen` and forgets every key whose versions are all
+    /// at or below it; from now on a received change at or below the floor is dropped (it
+    /// happened before the clear), so every site removes exactly the clear's causal past. The
+    /// receiver of a clear then removes each cache entry whose key has no metadata left
+    /// ([`survives_clear`](Self::survives_clear)).
+    pub fn clear(&mut self, seen: &VersionVector) {
+        self.floor.merge(seen);
+        self.counter = self.counter.max(self.floor.counter(&self.site));
+        let floor = &self.floor;
+        self.keys.retain(|_, meta| {
+            meta.siblings
+                .iter()
+                .any(|s| !at_or_below(&s.version, floor))
+        });
+        self.seq += 1;
+    }
+
+    /// Whether the cache entry of `key` outlives the clears seen so far: only a key written
+    /// after (or concurrently with) them has metadata left.
+    pub fn survives_clear(&self, key: &[u8]) -> bool {
+        self.keys.get(key).is_some_and(|m| m.removed_at.is_none())
+    }
+
+    /// Whether `version` happened before a clear already applied here.
+    fn cleared(&self, version: &VersionVector) -> bool {
+        !self.floor.is_empty() && at_or_below(version, &self.floor)
     }
 
     /// The current write sequence; a state push received from now on keeps every entry written
@@ -149,6 +200,9 @@ impl VersionStore {
         policy: MergePolicy,
         current: impl FnOnce() -> Option<EntryValue>,
     ) -> Resolution {
+        if self.cleared(&change.version) {
+            return Resolution::Keep;
+        }
         let Some(meta) = self.keys.get_mut(&change.key) else {
             self.replace(now, change, change.is_tombstone());
             return Resolution::Write(change.value.clone());
@@ -211,6 +265,9 @@ impl VersionStore {
     /// replication (Infinispan applies SYNC backups without conflict resolution too). The entry's
     /// version becomes the merge of both, so it dominates everything either site had seen.
     pub fn apply_sync(&mut self, now: Instant, change: &Change) -> Resolution {
+        if self.cleared(&change.version) {
+            return Resolution::Keep;
+        }
         if let Some(meta) = self.keys.get(&change.key) {
             if meta.siblings.iter().any(|s| {
                 matches!(
@@ -232,7 +289,7 @@ impl VersionStore {
         change: &Change,
         push_started_seq: u64,
     ) -> Resolution {
-        if change.is_tombstone() {
+        if change.is_tombstone() || self.cleared(&change.version) {
             return Resolution::Keep;
         }
         if self
@@ -327,6 +384,11 @@ impl VersionStore {
     }
 }
 
+/// `v` ≤ `floor` in every component.
+fn at_or_below(v: &VersionVector, floor: &VersionVector) -> bool {
+    matches!(v.compare(floor), Causality::DominatedBy | Causality::Equal)
+}
+
 /// The merge policy's pick among siblings (`None` when there are none).
 fn visible(siblings: &[Sibling], policy: MergePolicy) -> Option<Visible> {
     if siblings.len() > 1 && policy == MergePolicy::AlwaysRemove {
@@ -409,6 +471,43 @@ mod tests {
                 };
             }
         }
+    }
+
+    impl Site {
+        /// Applies a clear that had seen `seen`, as the server does.
+        fn clear(&mut self, seen: &VersionVector) {
+            self.store.clear(seen);
+            let store = &self.store;
+            self.cache.retain(|k, _| store.survives_clear(k));
+        }
+    }
+
+    #[test]
+    fn a_clear_removes_its_causal_past_and_keeps_concurrent_writes_everywhere() {
+        let now = Instant::now();
+        let mut a = Site::new("A", MergePolicy::Default);
+        let mut b = Site::new("B", MergePolicy::Default);
+        let old_a = a.write(now, "x", val("1"));
+        b.receive(now, &old_a);
+        let old_b = b.write(now, "y", val("1"));
+        a.receive(now, &old_b);
+        // B writes z; before it reaches A, A clears; a late retransmission of y follows.
+        let concurrent = b.write(now, "z", val("2"));
+        let seen = a.store.clear_summary();
+        a.clear(&seen);
+        assert!(a.cache.is_empty());
+        b.clear(&seen);
+        assert_eq!(b.cache.keys().count(), 1, "only z survives on B");
+        a.receive(now, &concurrent);
+        a.receive(now, &old_b);
+        b.receive(now, &old_a);
+        assert_eq!(a.cache, b.cache);
+        assert_eq!(a.cache.get(b"z".as_slice()), val("2").as_ref());
+        // Writes after the clear replicate as usual, also of cleared keys.
+        let again = a.write(now, "x", val("3"));
+        b.receive(now, &again);
+        assert_eq!(b.cache.get(b"x".as_slice()), val("3").as_ref());
+        assert_eq!(b.store.apply_sync(now, &old_a), Resolution::Keep);
     }
 
     #[test]

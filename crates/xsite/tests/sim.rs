@@ -240,6 +240,62 @@ fn async_active_active_converges_to_the_merge_policy() {
 }
 
 #[test]
+fn an_async_clear_removes_what_it_saw_and_keeps_concurrent_writes() {
+    let mut net = mesh(&["A", "B", "C"], "work", asynchronous(MergePolicy::Default));
+    for k in 0..20 {
+        net.write("A", "work", &format!("a{k}"), Some(val("1")));
+        net.write("B", "work", &format!("b{k}"), Some(val("1")));
+    }
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.divergent_keys("work"), 0);
+    net.set_delay("A", "B", Duration::from_millis(200));
+    net.set_delay("A", "C", Duration::from_millis(200));
+    // B writes before A's clear reaches it (and A had not seen that write): it survives.
+    net.write("B", "work", "during", Some(val("2")));
+    net.clear_async("A", "work");
+    net.write("A", "work", "after", Some(val("3")));
+    net.write("B", "work", "b0", Some(val("4")));
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(net.divergent_keys("work"), 0);
+    for site in ["A", "B", "C"] {
+        assert_eq!(net.get(site, "work", "a1"), None, "{site}");
+        assert_eq!(net.get(site, "work", "b1"), None, "{site}");
+        assert_eq!(net.get(site, "work", "during"), Some(val("2")), "{site}");
+        assert_eq!(net.get(site, "work", "after"), Some(val("3")), "{site}");
+    }
+}
+
+#[test]
+fn an_async_clear_is_not_sent_over_a_link_without_clear() {
+    let names = ["LON", "NYC"];
+    let configs = names
+        .iter()
+        .map(|n| {
+            let mut c = site_config(n, &names);
+            backup_all(&mut c, "work", asynchronous(MergePolicy::Default));
+            if *n == "NYC" {
+                c.max_protocol_version = 2;
+            }
+            c
+        })
+        .collect();
+    let mut net = Net::new(configs);
+    net.run_for(Duration::from_secs(2));
+    assert_eq!(net.link_version("LON", "NYC"), Some(2));
+    net.write("LON", "work", "old", Some(val("1")));
+    net.run_for(Duration::from_secs(1));
+    net.clear_async("LON", "work");
+    net.write("LON", "work", "new", Some(val("2")));
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.get("NYC", "work", "old"), Some(val("1")));
+    assert_eq!(net.get("NYC", "work", "new"), Some(val("2")));
+    assert!(net
+        .log("LON")
+        .iter()
+        .any(|e| matches!(e, Event::ClearNotReplicated { site, .. } if site == "NYC")));
+}
+
+#[test]
 fn three_sites_async_with_faults_have_no_divergent_keys_after_quiescence() {
     let policies = [
         MergePolicy::Default,
@@ -517,9 +573,12 @@ fn an_old_version_peer_still_replicates() {
 }
 
 #[test]
-fn both_new_peers_use_version_2_and_carry_max_idle() {
+fn both_new_peers_use_the_newest_version_and_carry_max_idle() {
     let mut net = mesh(&["LON", "NYC"], "sessions", sync(FailurePolicy::Fail, 2000));
-    assert_eq!(net.link_version("LON", "NYC"), Some(2));
+    assert_eq!(
+        net.link_version("LON", "NYC"),
+        Some(ironrod_xsite::wire::MAX_VERSION)
+    );
     let v = EntryValue {
         bytes: b"v".to_vec(),
         lifespan_ms: None,

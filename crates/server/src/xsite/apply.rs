@@ -11,10 +11,138 @@ use std::time::Instant;
 use bytes::Bytes;
 use ironrod_engine::{Cache, EngineError, Expiration, Iteration, TxWrite, WriteOptions};
 use ironrod_xsite::wire::Cause;
-use ironrod_xsite::{ApplyFailure, ApplyMode, Change, Chunk, EntryValue, Resolution};
+use ironrod_xsite::{
+    ApplyFailure, ApplyMode, Change, Chunk, EntryValue, Resolution, Ticket, VersionVector,
+};
 
 use super::hook::applying_remote;
 use super::Xsite;
+
+/// Carries out an [`ironrod_xsite::Event::Apply`]: applies the change and completes the
+/// ticket. An apply that cannot wait for a key lock (acquire timeout 0, or a cache without
+/// locks) runs right here, on the link's reader task, saving thread hops on the SYNC path; one
+/// that may wait goes to a blocking thread so the links keep moving meanwhile.
+pub fn run(
+    xs: &Arc<Xsite>,
+    state: &Arc<crate::state::State>,
+    ticket: Ticket,
+    change: Change,
+    mode: ApplyMode,
+) {
+    let cache = state.caches.cache(&change.cache);
+    let may_wait = cache
+        .as_ref()
+        .is_ok_and(|c| c.config().transaction.may_wait());
+    let go = {
+        let xs = xs.clone();
+        move || {
+            let result = match &cache {
+                Ok(cache) => apply(&xs, cache, &change, mode),
+                Err(_) => Err(ApplyFailure {
+                    cause: Cause::NO_SUCH_CACHE,
+                    message: format!("no cache '{}' on site '{}'", change.cache, xs.site()),
+                }),
+            };
+            xs.bridge
+                .lock()
+                .complete_apply(Instant::now(), ticket, result);
+        }
+    };
+    if may_wait {
+        let xs = xs.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            go();
+            xs.flush(Some(&state));
+        });
+    } else {
+        go();
+    }
+}
+
+/// Carries out an [`ironrod_xsite::Event::Clear`] like [`run`] does a change: inline unless the
+/// cache's key locks may wait.
+pub fn run_clear(
+    xs: &Arc<Xsite>,
+    state: &Arc<crate::state::State>,
+    ticket: Ticket,
+    name: String,
+    seen: VersionVector,
+) {
+    let cache = state.caches.cache(&name);
+    let may_wait = cache
+        .as_ref()
+        .is_ok_and(|c| c.config().transaction.may_wait());
+    let go = {
+        let xs = xs.clone();
+        move || {
+            let result = match &cache {
+                Ok(cache) => clear(&xs, cache, &seen),
+                Err(_) => Err(ApplyFailure {
+                    cause: Cause::NO_SUCH_CACHE,
+                    message: format!("no cache '{name}' on site '{}'", xs.site()),
+                }),
+            };
+            xs.bridge
+                .lock()
+                .complete_apply(Instant::now(), ticket, result);
+        }
+    };
+    if may_wait {
+        let xs = xs.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            go();
+            xs.flush(Some(&state));
+        });
+    } else {
+        go();
+    }
+}
+
+/// Applies a clear received from another site that had seen `seen`: raises the version store's
+/// clear floor, then removes every entry whose key kept no metadata (written before the clear,
+/// or never replicated), each under its key lock and firing its listener event. An entry
+/// written after or concurrently with the clear stays; so does a key locked right now by a
+/// local write (which comes after the clear).
+pub fn clear(xs: &Xsite, cache: &Arc<Cache>, seen: &VersionVector) -> Result<(), ApplyFailure> {
+    applying_remote(|| {
+        let store = xs.store(cache.name());
+        store.lock().clear(seen);
+        let mut it = cache.iterate(None).map_err(|e| failed(&e))?;
+        let mut doomed = Vec::new();
+        while !it.is_finished() {
+            let page = cache.next_batch(&mut it, 1024);
+            let store = store.lock();
+            doomed.extend(
+                page.into_iter()
+                    .filter(|e| !store.survives_clear(&e.key))
+                    .map(|e| e.key),
+            );
+        }
+        let transactional = cache.config().transaction.is_transactional();
+        for key in doomed {
+            if !transactional {
+                cache
+                    .remove(&key, &WriteOptions::default())
+                    .map_err(|e| failed(&e))?;
+                continue;
+            }
+            match cache.prepare(vec![TxWrite::remove(key.clone(), WriteOptions::default())]) {
+                Ok(p) => {
+                    if store.lock().survives_clear(&key) {
+                        p.rollback();
+                    } else {
+                        p.commit();
+                    }
+                }
+                Err(EngineError::Lock(_)) => {}
+                Err(e) => return Err(failed(&e)),
+            }
+        }
+        Ok(())
+    })
+}
 
 /// Applies one received change to `cache`.
 pub fn apply(

@@ -1,38 +1,46 @@
-//! The task that owns the bridge's sockets and timers: it accepts links on the bridge port,
-//! dials on [`Event::Connect`], feeds received bytes to the bridge, writes what it transmits,
-//! sleeps until its next timeout, and carries out its events (completing SYNC writes, applying
-//! received changes off the async workers, reading push chunks).
+//! The task that owns the bridge's listener and timers: it accepts links on the bridge port
+//! (through mutual TLS when configured), dials on [`Event::Connect`], sleeps until the bridge's
+//! next timeout, and carries out the events only it handles (dials, closes, state-push reads,
+//! logs).
+//!
+//! The SYNC path does not pass through it: each link's reader task feeds received bytes to the
+//! bridge and drains it itself ([`Xsite::flush`]): it writes the answers straight to the links,
+//! applies received changes inline and wakes waiting writes; a write's prepare hook writes its
+//! frame straight to the link the same way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ironrod_engine::Iteration;
-use ironrod_xsite::{ApplyFailure, ConnId, Event, Transmit};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ironrod_xsite::{ConnId, Event};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::link_io::{self, LinkReader, LinkStream};
 use super::{apply, Xsite};
 use crate::state::State;
 
 /// What socket tasks tell the driver.
 enum Io {
-    Connected(ConnId, TcpStream),
-    Data(ConnId, Vec<u8>),
+    /// A dialled connection is established (and its TLS handshake done).
+    Connected(ConnId, LinkStream),
+    /// A connection accepted on the listener (after its TLS handshake).
+    Accepted(LinkStream),
     Closed(ConnId),
 }
 
-/// Per-connection writer handles and push iterations.
+/// Per-connection reader tasks and push iterations.
 struct Driver {
     xs: Arc<Xsite>,
     state: Arc<State>,
     io_tx: mpsc::UnboundedSender<Io>,
-    /// Per connection: the writer's queue and the reader task (aborted on close, so a peer that
-    /// never answers does not keep the socket open).
-    writers: HashMap<ConnId, (mpsc::UnboundedSender<Vec<u8>>, tokio::task::AbortHandle)>,
+    /// Per connection the reader task (aborted on close, so a peer that never answers does not
+    /// keep the socket open); the writers live in [`Xsite`].
+    readers: HashMap<ConnId, tokio::task::AbortHandle>,
     /// Push iterations by (cache, site): token and engine cursor.
     pushes: HashMap<(String, String), (u64, Iteration)>,
     next_token: u64,
@@ -48,6 +56,7 @@ pub async fn spawn(
     let listener = TcpListener::bind(&listen).await?;
     info!(
         site = %xs.site(),
+        tls = xs.tls.is_some(),
         "site bridge listening on {}",
         listener.local_addr().map_or(listen, |a| a.to_string())
     );
@@ -57,11 +66,13 @@ pub async fn spawn(
 
 async fn run(xs: Arc<Xsite>, state: Arc<State>, listener: TcpListener, stop: CancellationToken) {
     let (io_tx, mut io_rx) = mpsc::unbounded_channel();
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let _ = xs.driver_tx.set(ev_tx);
     let mut d = Driver {
         xs: xs.clone(),
         state,
         io_tx,
-        writers: HashMap::new(),
+        readers: HashMap::new(),
         pushes: HashMap::new(),
         next_token: 1,
     };
@@ -75,8 +86,13 @@ async fn run(xs: Arc<Xsite>, state: Arc<State>, listener: TcpListener, stop: Can
     );
     let mut cleanup = tokio::time::interval(cleanup_every);
     loop {
-        d.drain();
-        let deadline = xs.bridge.lock().poll_timeout();
+        xs.flush(Some(&d.state));
+        let deadline = {
+            let b = xs.bridge.lock();
+            let t = b.poll_timeout();
+            *xs.driver_deadline.lock() = t;
+            t
+        };
         let sleep = async {
             match deadline {
                 Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -88,8 +104,25 @@ async fn run(xs: Arc<Xsite>, state: Arc<State>, listener: TcpListener, stop: Can
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
                     debug!(%peer, "bridge connection accepted");
-                    let conn = xs.bridge.lock().accept(Instant::now());
-                    d.attach(conn, socket);
+                    let _ = socket.set_nodelay(true);
+                    match &xs.tls {
+                        None => d.on_io(Io::Accepted(LinkStream::Plain(socket))),
+                        Some(tls) => {
+                            let tls = tls.clone();
+                            let io_tx = d.io_tx.clone();
+                            tokio::spawn(async move {
+                                match tls.accept(socket).await {
+                                    Ok(s) => {
+                                        let _ = io_tx.send(Io::Accepted(LinkStream::Tls(s)));
+                                    }
+                                    Err(e) => warn!(
+                                        %peer,
+                                        "bridge connection refused: TLS handshake failed: {e}"
+                                    ),
+                                }
+                            });
+                        }
+                    }
                 }
                 Err(e) => {
                     warn!("bridge accept failed: {e}");
@@ -97,6 +130,7 @@ async fn run(xs: Arc<Xsite>, state: Arc<State>, listener: TcpListener, stop: Can
                 }
             },
             Some(io) = io_rx.recv() => d.on_io(io),
+            Some(e) = ev_rx.recv() => d.on_event(e),
             _ = xs.wake.notified() => {}
             _ = sleep => xs.bridge.lock().handle_timeout(Instant::now()),
             _ = cleanup.tick() => {
@@ -116,83 +150,53 @@ impl Driver {
     fn on_io(&mut self, io: Io) {
         let now = Instant::now();
         match io {
-            Io::Connected(conn, socket) => {
-                self.attach(conn, socket);
+            Io::Connected(conn, stream) => {
+                let reader = self.attach(conn, stream);
                 self.xs.bridge.lock().handle_connected(now, conn);
+                self.spawn_reader(conn, reader);
             }
-            Io::Data(conn, bytes) => {
-                if self.writers.contains_key(&conn) {
-                    self.xs.bridge.lock().handle_data(now, conn, &bytes);
-                }
+            Io::Accepted(stream) => {
+                let conn = self.xs.bridge.lock().accept(now);
+                let reader = self.attach(conn, stream);
+                self.spawn_reader(conn, reader);
             }
             Io::Closed(conn) => {
-                self.writers.remove(&conn);
+                self.xs.writers.lock().remove(&conn);
+                self.readers.remove(&conn);
                 self.xs.bridge.lock().handle_closed(now, conn);
             }
         }
     }
 
-    /// Starts the reader and writer tasks of a connection.
-    fn attach(&mut self, conn: ConnId, socket: TcpStream) {
-        let _ = socket.set_nodelay(true);
-        let (mut rd, mut wr) = socket.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    /// Registers the connection's writer; the reader is started after the bridge knows the
+    /// connection.
+    fn attach(&mut self, conn: ConnId, stream: LinkStream) -> LinkReader {
+        let (writer, reader) = link_io::open(stream);
+        self.xs.writers.lock().insert(conn, writer);
+        reader
+    }
+
+    /// The reader task: feeds the bridge and drains it right away (see the module docs).
+    fn spawn_reader(&mut self, conn: ConnId, mut rd: LinkReader) {
         let io_tx = self.io_tx.clone();
+        let xs = self.xs.clone();
+        let state = self.state.clone();
         let reader = tokio::spawn(async move {
             let mut buf = vec![0u8; 64 * 1024];
             loop {
                 match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
-                        let data = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
-                        if io_tx.send(Io::Data(conn, data)).is_err() {
-                            return;
-                        }
+                        let data = buf.get(..n).unwrap_or_default();
+                        xs.bridge.lock().handle_data(Instant::now(), conn, data);
+                        xs.flush(Some(&state));
                     }
                 }
             }
             let _ = io_tx.send(Io::Closed(conn));
         });
-        if let Some((_, old)) = self.writers.insert(conn, (tx, reader.abort_handle())) {
+        if let Some(old) = self.readers.insert(conn, reader.abort_handle()) {
             old.abort();
-        }
-        tokio::spawn(async move {
-            while let Some(bytes) = rx.recv().await {
-                if wr.write_all(&bytes).await.is_err() {
-                    break;
-                }
-            }
-            // The driver dropped the sender (Close): what was queued is written; end the stream.
-            let _ = wr.shutdown().await;
-        });
-    }
-
-    /// Writes every transmit and carries out every event, until the bridge has none.
-    fn drain(&mut self) {
-        loop {
-            let (transmits, events) = {
-                let mut b = self.xs.bridge.lock();
-                let mut t: Vec<Transmit> = Vec::new();
-                while let Some(x) = b.poll_transmit() {
-                    t.push(x);
-                }
-                let mut e = Vec::new();
-                while let Some(x) = b.poll_event() {
-                    e.push(x);
-                }
-                (t, e)
-            };
-            if transmits.is_empty() && events.is_empty() {
-                return;
-            }
-            for t in transmits {
-                if let Some((w, _)) = self.writers.get(&t.conn) {
-                    let _ = w.send(t.bytes);
-                }
-            }
-            for e in events {
-                self.on_event(e);
-            }
         }
     }
 
@@ -205,6 +209,7 @@ impl Driver {
                 address,
             } => {
                 let io_tx = self.io_tx.clone();
+                let tls = self.xs.tls.clone();
                 let limit = Duration::from_millis(
                     self.xs
                         .bridge
@@ -215,20 +220,34 @@ impl Driver {
                         .max(100),
                 );
                 tokio::spawn(async move {
-                    match tokio::time::timeout(limit, TcpStream::connect(&address)).await {
-                        Ok(Ok(s)) => {
-                            debug!(%site, %address, "bridge link dialled");
-                            let _ = io_tx.send(Io::Connected(conn, s));
-                        }
-                        _ => {
-                            debug!(%site, %address, "bridge dial failed");
-                            let _ = io_tx.send(Io::Closed(conn));
-                        }
-                    }
+                    let socket =
+                        match tokio::time::timeout(limit, TcpStream::connect(&address)).await {
+                            Ok(Ok(s)) => s,
+                            _ => {
+                                debug!(%site, %address, "bridge dial failed");
+                                let _ = io_tx.send(Io::Closed(conn));
+                                return;
+                            }
+                        };
+                    let _ = socket.set_nodelay(true);
+                    let stream = match tls {
+                        None => LinkStream::Plain(socket),
+                        Some(tls) => match tls.connect(socket, &address).await {
+                            Ok(s) => LinkStream::Tls(s),
+                            Err(e) => {
+                                warn!(%site, %address, "bridge link refused: TLS handshake failed: {e}");
+                                let _ = io_tx.send(Io::Closed(conn));
+                                return;
+                            }
+                        },
+                    };
+                    debug!(%site, %address, "bridge link dialled");
+                    let _ = io_tx.send(Io::Connected(conn, stream));
                 });
             }
             Event::Close { conn } => {
-                if let Some((_, reader)) = self.writers.remove(&conn) {
+                self.xs.writers.lock().remove(&conn);
+                if let Some(reader) = self.readers.remove(&conn) {
                     reader.abort();
                 }
             }
@@ -244,40 +263,21 @@ impl Driver {
                 change,
                 mode,
                 ..
+            } => apply::run(&self.xs, &self.state, ticket, change, mode),
+            Event::Clear {
+                ticket,
+                from,
+                cache,
+                seen,
             } => {
-                let xs = self.xs.clone();
-                let change_cache = change.cache.clone();
-                let cache = self.state.caches.cache(&change.cache);
-                let run = move || {
-                    let result = match &cache {
-                        Ok(cache) => apply::apply(&xs, cache, &change, mode),
-                        Err(_) => Err(ApplyFailure {
-                            cause: ironrod_xsite::wire::Cause::NO_SUCH_CACHE,
-                            message: format!("no cache '{}' on site '{}'", change.cache, xs.site()),
-                        }),
-                    };
-                    xs.bridge
-                        .lock()
-                        .complete_apply(Instant::now(), ticket, result);
-                };
-                // An apply that cannot wait for a key lock (acquire timeout 0, or a cache
-                // without locks) runs right here, saving a thread hop on the SYNC path; one that
-                // may wait goes to a blocking thread so the links keep moving meanwhile.
-                let may_wait = self
-                    .state
-                    .caches
-                    .cache(&change_cache)
-                    .is_ok_and(|c| c.config().transaction.may_wait());
-                if may_wait {
-                    let xs = self.xs.clone();
-                    tokio::task::spawn_blocking(move || {
-                        run();
-                        xs.wake();
-                    });
-                } else {
-                    run();
-                }
+                info!(%cache, %from, "clearing on behalf of a remote site");
+                apply::run_clear(&self.xs, &self.state, ticket, cache, seen);
             }
+            Event::ClearNotReplicated { cache, site } => warn!(
+                %cache,
+                %site,
+                "clear not replicated: the link to the site speaks a bridge protocol without CLEAR (before 3)"
+            ),
             Event::PushStarting {
                 ticket,
                 cache,

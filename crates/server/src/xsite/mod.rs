@@ -11,16 +11,19 @@
 pub mod apply;
 pub mod driver;
 pub mod hook;
+pub mod link_io;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use ironrod_engine::CacheManager;
 use ironrod_xsite::config::AuthConfig;
 use ironrod_xsite::{
-    Bridge, Change, ConfigError, Entropy, SyncVerdict, VersionStore, WriteId, XsiteConfig,
+    Bridge, Change, ConfigError, ConnId, Entropy, Event, SyncVerdict, VersionStore, WriteId,
+    XsiteConfig,
 };
 use parking_lot::Mutex;
 use tokio::sync::Notify;
@@ -38,6 +41,15 @@ pub struct Xsite {
     staged: Mutex<HashMap<(String, Vec<u8>), Change>>,
     /// Wakes the driver after a call that may have produced transmits or events.
     wake: Notify,
+    /// Each link's writer, by connection: whoever drains the bridge writes its transmits.
+    writers: Mutex<HashMap<ConnId, link_io::LinkWriter>>,
+    /// Events only the driver carries out (dials, closes, pushes, logs).
+    driver_tx: OnceLock<tokio::sync::mpsc::UnboundedSender<Event>>,
+    /// When the driver next wakes by itself (`None`: never); read and written under
+    /// [`Xsite::bridge`], so a new earlier deadline always wakes it.
+    driver_deadline: Mutex<Option<Instant>>,
+    /// Mutual TLS on the links (`auth.mode = "tls"`).
+    tls: Option<tls::BridgeTls>,
     /// Counter seed for new version stores: above anything issued before a restart.
     counter_start: u64,
 }
@@ -55,6 +67,12 @@ impl Xsite {
     /// configured cache with backups that exists in `caches`.
     pub fn start(cfg: XsiteConfig, caches: &CacheManager) -> Result<Arc<Xsite>, StartError> {
         check_transport(&cfg)?;
+        let tls = match &cfg.auth {
+            AuthConfig::Tls { cert, key, ca } => {
+                Some(tls::BridgeTls::load(cert, key, ca).map_err(StartError::Transport)?)
+            }
+            _ => None,
+        };
         let site = cfg.site.clone();
         let replicated: Vec<String> = cfg.caches.keys().cloned().collect();
         let bridge = Bridge::new(cfg, Instant::now(), Box::new(OsEntropy))?;
@@ -69,6 +87,10 @@ impl Xsite {
             waiters: Mutex::new(HashMap::new()),
             staged: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            writers: Mutex::new(HashMap::new()),
+            driver_tx: OnceLock::new(),
+            driver_deadline: Mutex::new(None),
+            tls,
             counter_start: micros,
         });
         for name in replicated {
@@ -114,6 +136,87 @@ impl Xsite {
         self.wake.notify_one();
     }
 
+    /// Writes every transmit the bridge has to its link and carries out its events, until it
+    /// has none: completes waiting SYNC writes, applies received changes when `state` is given
+    /// (a reader task or the driver) and hands the rest to the driver. Called right after each
+    /// bridge call on the SYNC path, so no thread hand-off sits between the call and the socket.
+    pub fn flush(self: &Arc<Self>, state: Option<&Arc<crate::state::State>>) {
+        loop {
+            let (events, wake) = {
+                let mut b = self.bridge.lock();
+                let mut transmits = Vec::new();
+                while let Some(t) = b.poll_transmit() {
+                    transmits.push(t);
+                }
+                let mut events = Vec::new();
+                while let Some(e) = b.poll_event() {
+                    events.push(e);
+                }
+                // A new deadline earlier than the driver's sleep wakes it.
+                let wake = events.is_empty() && {
+                    let next = b.poll_timeout();
+                    let sleeping = *self.driver_deadline.lock();
+                    match (next, sleeping) {
+                        (Some(n), Some(s)) => n < s,
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    }
+                };
+                // The writer table is taken before the bridge is released, so transmits keep
+                // their order; the (possibly slow) socket writes then run without the bridge
+                // lock, and a reader can feed an answer to the bridge meanwhile.
+                let writers = self.writers.lock();
+                drop(b);
+                for t in transmits {
+                    if let Some(w) = writers.get(&t.conn) {
+                        w.send(t.bytes);
+                    }
+                }
+                (events, wake)
+            };
+            if events.is_empty() {
+                if wake {
+                    self.wake();
+                }
+                return;
+            }
+            for e in events {
+                match e {
+                    Event::SyncDone { write, verdict } => {
+                        if let Some(w) = self.waiters.lock().remove(&write) {
+                            let _ = w.send(verdict);
+                        }
+                    }
+                    Event::Apply {
+                        ticket,
+                        change,
+                        mode,
+                        ..
+                    } if state.is_some() => {
+                        if let Some(state) = state {
+                            apply::run(self, state, ticket, change, mode);
+                        }
+                    }
+                    Event::Clear {
+                        ticket,
+                        cache,
+                        seen,
+                        ..
+                    } if state.is_some() => {
+                        if let Some(state) = state {
+                            apply::run_clear(self, state, ticket, cache, seen);
+                        }
+                    }
+                    other => {
+                        if let Some(tx) = self.driver_tx.get() {
+                            let _ = tx.send(other);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Runs `f` on the bridge and wakes the driver (for REST administration).
     pub fn with_bridge<R>(&self, f: impl FnOnce(&mut Bridge, Instant) -> R) -> R {
         let r = f(&mut self.bridge.lock(), Instant::now());
@@ -131,14 +234,11 @@ pub enum StartError {
     Transport(String),
 }
 
-/// Refuses what the server cannot run safely: links over mutual TLS are not implemented yet, and
-/// unauthenticated links are only allowed on a loopback listener.
+/// Refuses what the server cannot run safely: unauthenticated links are only allowed on a
+/// loopback listener.
 fn check_transport(cfg: &XsiteConfig) -> Result<(), StartError> {
     match &cfg.auth {
-        AuthConfig::Tls { .. } => Err(StartError::Transport(
-            "auth mode \"tls\" (mutual TLS links) is not implemented yet; use \"shared-secret\""
-                .into(),
-        )),
+        AuthConfig::Tls { .. } => Ok(()),
         AuthConfig::None => {
             let loopback = cfg
                 .listen
@@ -243,7 +343,15 @@ mod tests {
         cfg.listen = "0.0.0.0:7900".into();
         assert!(super::Xsite::start(cfg.clone(), &state.caches).is_err());
         cfg.listen = "127.0.0.1:7900".into();
-        assert!(super::Xsite::start(cfg, &state.caches).is_ok());
+        assert!(super::Xsite::start(cfg.clone(), &state.caches).is_ok());
+        // TLS mode is accepted, but its files must load.
+        cfg.auth = ironrod_xsite::config::AuthConfig::Tls {
+            cert: "/nonexistent/site.pem".into(),
+            key: "/nonexistent/site-key.pem".into(),
+            ca: "/nonexistent/ca.pem".into(),
+        };
+        let e = super::Xsite::start(cfg, &state.caches).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/site.pem"), "{e}");
     }
 
     #[test]

@@ -8,11 +8,13 @@
     clippy::panic
 )]
 
+mod clear;
 #[path = "../common/mod.rs"]
 mod common;
 mod feed;
 mod proxy;
 mod sites;
+mod tls;
 
 use std::time::{Duration, Instant};
 

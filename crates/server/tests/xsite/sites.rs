@@ -144,6 +144,18 @@ impl Site {
     }
 }
 
+/// The `auth` value every site of [`Grid::start`] uses.
+pub fn shared_secret() -> String {
+    format!("{{ mode = \"shared-secret\", secret = \"{SECRET}\" }}")
+}
+
+/// How many sites (this one included) `site`'s `sites_view` lists.
+pub fn sites_view_len(site: &Site) -> usize {
+    let (_, body) = site.rest("GET", "/rest/v2/container", None);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    v["sites_view"].as_array().map_or(0, Vec::len)
+}
+
 /// Link timing that notices failures within about a second.
 const LINK: &str = "[xsite.link]\nheartbeat_ms = 200\nfailure_timeout_ms = 1000\nreconnect_min_ms = 50\nreconnect_max_ms = 300\n";
 
@@ -158,6 +170,18 @@ impl Grid {
     /// Sites named `names`; `caches(i)` is the TOML (cache settings and
     /// `[xsite.caches.*]` backups) of site `i`. Started.
     pub async fn start(names: &[&str], caches: impl Fn(usize) -> String) -> Grid {
+        let g = Grid::launch(names, |_| shared_secret(), caches).await;
+        g.wait_links().await;
+        g
+    }
+
+    /// Like [`Grid::start`] with `auth(i)` as site `i`'s `auth = ...` value, and without
+    /// waiting for the links.
+    pub async fn launch(
+        names: &[&str],
+        auth: impl Fn(usize) -> String,
+        caches: impl Fn(usize) -> String,
+    ) -> Grid {
         let mut sites: Vec<Site> = names.iter().map(|n| Site::new(n)).collect();
         let mut proxies = BTreeMap::new();
         for i in 0..sites.len() {
@@ -169,8 +193,11 @@ impl Grid {
         }
         for (i, site) in sites.iter().enumerate() {
             let mut text = format!(
-                "bind = \"{}\"\n\n[xsite]\nsite = \"{}\"\nlisten = \"{}\"\nauth = {{ mode = \"shared-secret\", secret = \"{SECRET}\" }}\n\n",
-                site.hotrod, site.name, site.bridge
+                "bind = \"{}\"\n\n[xsite]\nsite = \"{}\"\nlisten = \"{}\"\nauth = {}\n\n",
+                site.hotrod,
+                site.name,
+                site.bridge,
+                auth(i)
             );
             for (j, other) in names.iter().enumerate() {
                 if i != j {
@@ -188,9 +215,7 @@ impl Grid {
         for s in &mut sites {
             s.start();
         }
-        let g = Grid { sites, proxies };
-        g.wait_links().await;
-        g
+        Grid { sites, proxies }
     }
 
     /// Waits until every site sees every other in its sites view.
@@ -265,6 +290,16 @@ impl Hr {
         match r.body {
             ResponseBody::Error(text) => Err(text),
             _ => Ok(()),
+        }
+    }
+
+    /// CLEAR; `Err` carries the server's error text.
+    pub async fn clear(&mut self, cache: &str) -> Result<(), String> {
+        let r = self.call(cache, Op::Clear).await;
+        match r.body {
+            ResponseBody::Error(text) => Err(text),
+            _ if r.status.is_success() => Ok(()),
+            other => Err(format!("{:?} {other:?}", r.status)),
         }
     }
 

@@ -33,6 +33,9 @@ use crate::push::{PushState, PushStatus};
 use crate::routing::RoutingTable;
 use crate::wire::{self, AuthMode, DecodeError, Frame, Message, Route, NONCE_LEN};
 
+/// First protocol version with the CLEAR frame.
+const CLEAR_VERSION: u8 = 3;
+
 struct Backup {
     cfg: BackupConfig,
     status: OfflineStatus,
@@ -189,6 +192,13 @@ impl Bridge {
     pub fn has_sync_backups(&self, cache: &str) -> bool {
         self.backups.iter().any(|((c, _), b)| {
             c == cache && b.cfg.strategy == Strategy::Sync && !b.status.is_offline()
+        })
+    }
+
+    /// Whether `cache` has an ASYNC backup that is online (its committed changes are queued).
+    pub fn has_async_backups(&self, cache: &str) -> bool {
+        self.backups.iter().any(|((c, _), b)| {
+            c == cache && b.cfg.strategy == Strategy::Async && !b.status.is_offline()
         })
     }
 
@@ -513,9 +523,22 @@ impl Bridge {
         let Some((conn, version)) = link.up() else {
             return false;
         };
+        if matches!(frame.message, Message::Clear { .. }) && version < CLEAR_VERSION {
+            // The link's version has no CLEAR frame: not sent (relay() answers for it).
+            return false;
+        }
         link.sent(now);
         self.push_bytes(conn, &frame, version);
         true
+    }
+
+    /// The negotiated version of the link that reaches `site`, when it is up.
+    pub(super) fn hop_version(&self, site: &str) -> Option<u8> {
+        self.routes
+            .next_hop(site)
+            .and_then(|h| self.links.get(h))
+            .and_then(Link::up)
+            .map(|(_, v)| v)
     }
 
     pub(super) fn push_bytes(&mut self, conn: ConnId, frame: &Frame, version: u8) {

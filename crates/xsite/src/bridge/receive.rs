@@ -88,6 +88,18 @@ impl Bridge {
                     cause: Cause::UNREACHABLE,
                     message,
                 }),
+                Message::Clear { id, sync: true, .. } => Some(Message::SyncNack {
+                    id: *id,
+                    cause: Cause::UNREACHABLE,
+                    message,
+                }),
+                Message::Clear {
+                    id, sync: false, ..
+                } => Some(Message::AsyncNack {
+                    id: *id,
+                    cause: Cause::UNREACHABLE,
+                    message,
+                }),
                 Message::PushStart { push, .. } => Some(Message::PushNack {
                     push: *push,
                     seq: 0,
@@ -212,6 +224,36 @@ impl Bridge {
                         completed,
                     });
                 }
+            }
+            Message::Clear {
+                id,
+                cache,
+                seen,
+                sync,
+            } => {
+                let gid = self.id();
+                let reply = if sync {
+                    Reply::Sync(id)
+                } else {
+                    Reply::Async(id)
+                };
+                self.groups.insert(
+                    gid,
+                    Group {
+                        to: from.clone(),
+                        reply,
+                        remaining: 1,
+                        failure: None,
+                    },
+                );
+                let ticket = Ticket(self.id());
+                self.tickets.insert(ticket, gid);
+                self.events.push_back(Event::Clear {
+                    ticket,
+                    from,
+                    cache,
+                    seen,
+                });
             }
             Message::SiteNotice { cache, online } => self.events.push_back(Event::Notice {
                 from,

@@ -14,32 +14,75 @@ impl Bridge {
     /// Sends `change` (already applied locally under the key's lock, not yet committed) to every
     /// online SYNC backup of its cache.
     pub fn replicate_sync(&mut self, now: Instant, change: &Change) -> SyncStart {
+        self.start_sync(now, &change.cache.clone(), |id, _| {
+            Ok(Message::SyncApply {
+                id,
+                change: change.clone(),
+            })
+        })
+    }
+
+    /// Sends a clear of `cache` that had seen `seen` (from
+    /// [`crate::VersionStore::clear_summary`]) to every online SYNC backup of the cache; the
+    /// verdict comes as for a write. A site reached over a link older than version 3 (no CLEAR
+    /// frame) counts as a failed backup.
+    pub fn replicate_clear(
+        &mut self,
+        now: Instant,
+        cache: &str,
+        seen: &crate::change::VersionVector,
+    ) -> SyncStart {
+        self.start_sync(now, cache, |id, version| {
+            if version.is_some_and(|v| v < CLEAR_VERSION) {
+                return Err(FailureCause::Refused {
+                    cause: crate::wire::Cause::REFUSED,
+                    message: format!(
+                        "the link speaks bridge protocol version {}, which cannot replicate a clear",
+                        version.unwrap_or_default()
+                    ),
+                });
+            }
+            Ok(Message::Clear {
+                id,
+                cache: cache.to_string(),
+                seen: seen.clone(),
+                sync: true,
+            })
+        })
+    }
+
+    /// Sends what `message(request, link version)` builds to every online SYNC backup of
+    /// `cache`; an `Err` is that site's failure.
+    fn start_sync(
+        &mut self,
+        now: Instant,
+        cache: &str,
+        message: impl Fn(u64, Option<u8>) -> Result<Message, FailureCause>,
+    ) -> SyncStart {
         let id = WriteId(self.id());
         let sites: Vec<String> = self
             .backups
             .iter()
-            .filter(|((c, _), b)| c == &change.cache && b.cfg.strategy == Strategy::Sync)
+            .filter(|((c, _), b)| c == cache && b.cfg.strategy == Strategy::Sync)
             .map(|((_, s), _)| s.clone())
             .collect();
         let mut pending = PendingWrite {
-            cache: change.cache.clone(),
+            cache: cache.to_string(),
             waiting: BTreeMap::new(),
             failures: Vec::new(),
         };
         for site in sites {
-            if !self.usable(now, &change.cache, &site) {
+            if !self.usable(now, cache, &site) {
                 continue;
             }
             let request = self.id();
-            let sent = self.send_to_site(
-                now,
-                &site,
-                Message::SyncApply {
-                    id: request,
-                    change: change.clone(),
-                },
-            );
-            let Some(b) = self.backups.get_mut(&(change.cache.clone(), site.clone())) else {
+            let built = message(request, self.hop_version(&site));
+            let refused = built.as_ref().err().cloned();
+            let sent = match built {
+                Ok(m) => self.send_to_site(now, &site, m),
+                Err(_) => false,
+            };
+            let Some(b) = self.backups.get_mut(&(cache.to_string(), site.clone())) else {
                 continue;
             };
             if sent {
@@ -53,12 +96,18 @@ impl Bridge {
                 );
                 self.requests.insert(request, id);
             } else {
-                b.status.communication_failure(now);
+                let cause = match refused {
+                    Some(cause) => cause,
+                    None => {
+                        b.status.communication_failure(now);
+                        FailureCause::Unreachable("no link".into())
+                    }
+                };
                 pending.failures.push(BackupFailure {
-                    cache: change.cache.clone(),
+                    cache: cache.to_string(),
                     site: site.clone(),
                     policy: b.cfg.failure_policy,
-                    cause: FailureCause::Unreachable("no link".into()),
+                    cause,
                 });
             }
         }
@@ -67,6 +116,26 @@ impl Bridge {
         }
         self.writes.insert(id, pending);
         SyncStart::Pending(id)
+    }
+
+    /// A clear of `cache` that had seen `seen` ran locally: queue it, in order with the cache's
+    /// committed changes, for every online ASYNC backup.
+    pub fn cleared(&mut self, now: Instant, cache: &str, seen: &crate::change::VersionVector) {
+        let sites: Vec<String> = self
+            .backups
+            .iter()
+            .filter(|((c, _), b)| c == cache && b.cfg.strategy == Strategy::Async)
+            .map(|((_, s), _)| s.clone())
+            .collect();
+        for site in sites {
+            if !self.usable(now, cache, &site) {
+                continue;
+            }
+            if let Some(b) = self.backups.get_mut(&(cache.to_string(), site)) {
+                b.queue.push_clear(seen);
+            }
+        }
+        self.pump_async(now);
     }
 
     /// The server gives up waiting for a write (its own deadline); the write's pending requests
@@ -202,13 +271,41 @@ impl Bridge {
                 continue;
             }
             if self.reachable(&site) {
-                let id = self.id();
-                let changes = self
-                    .backups
-                    .get_mut(&(cache.clone(), site.clone()))
-                    .and_then(|b| b.queue.next_batch(id, max, now).map(|f| f.changes.clone()));
-                if let Some(changes) = changes {
-                    self.send_to_site(now, &site, Message::AsyncBatch { id, changes });
+                let old_link = self.hop_version(&site).is_some_and(|v| v < CLEAR_VERSION);
+                // At most a clear and then a batch of changes (when the clear cannot go).
+                for _ in 0..2 {
+                    let id = self.id();
+                    let Some(batch) = self
+                        .backups
+                        .get_mut(&(cache.clone(), site.clone()))
+                        .and_then(|b| b.queue.next_batch(id, max, now).cloned())
+                    else {
+                        break;
+                    };
+                    let message = match batch.clear {
+                        Some(_) if old_link => {
+                            if let Some(b) = self.backups.get_mut(&(cache.clone(), site.clone())) {
+                                b.queue.acked(id);
+                            }
+                            self.events.push_back(Event::ClearNotReplicated {
+                                cache: cache.clone(),
+                                site: site.clone(),
+                            });
+                            continue;
+                        }
+                        Some(seen) => Message::Clear {
+                            id,
+                            cache: cache.clone(),
+                            seen,
+                            sync: false,
+                        },
+                        None => Message::AsyncBatch {
+                            id,
+                            changes: batch.changes,
+                        },
+                    };
+                    self.send_to_site(now, &site, message);
+                    break;
                 }
             } else if let Some(b) = self.backups.get_mut(&(cache.clone(), site.clone())) {
                 b.status.communication_failure(now);

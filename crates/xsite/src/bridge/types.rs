@@ -254,6 +254,27 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Clear `cache` as a clear made on `from` that had seen `seen` (see
+    /// [`crate::VersionStore::clear`]), then call
+    /// [`Bridge::complete_apply`](crate::Bridge::complete_apply).
+    Clear {
+        /// Completion handle.
+        ticket: Ticket,
+        /// The clearing site.
+        from: String,
+        /// Cache name.
+        cache: String,
+        /// What the clear had seen.
+        seen: crate::change::VersionVector,
+    },
+    /// An ASYNC clear could not be sent to a site whose link speaks a protocol version without
+    /// CLEAR (before 3); the site keeps its entries.
+    ClearNotReplicated {
+        /// Cache name.
+        cache: String,
+        /// Backup site.
+        site: String,
+    },
     /// A remote site announced it took this site offline or online for a cache.
     Notice {
         /// The announcing site.

@@ -15,7 +15,7 @@ use crate::change::{Change, EntryValue, VersionVector};
 /// Oldest protocol version this build speaks.
 pub const MIN_VERSION: u8 = 1;
 /// Newest protocol version this build speaks.
-pub const MAX_VERSION: u8 = 2;
+pub const MAX_VERSION: u8 = 3;
 /// `IRXS`: first field of HELLO, so a non-bridge peer is recognised at once.
 pub const MAGIC: u32 = 0x4952_5853;
 /// Length of a HELLO nonce.
@@ -200,6 +200,19 @@ pub enum Message {
         /// Push id.
         push: u64,
     },
+    /// Version 3: clear the cache, removing every entry whose version is at or below `seen`
+    /// (what the clearing site had seen); answered with SYNC_ACK/NACK (`sync`) or
+    /// ASYNC_ACK/NACK (queued in order with the cache's ASYNC batches).
+    Clear {
+        /// Request or batch id chosen by the sender.
+        id: u64,
+        /// Cache name.
+        cache: String,
+        /// Every version the clearing site had seen (merged).
+        seen: VersionVector,
+        /// SYNC (the origin waits) or ASYNC (queued).
+        sync: bool,
+    },
     /// The sender took the receiver offline or brought it online for a cache (informational).
     SiteNotice {
         /// Cache name; empty for all caches.
@@ -278,6 +291,7 @@ mod kind {
     pub const PUSH_DONE: u8 = 0x34;
     pub const PUSH_CANCEL: u8 = 0x35;
     pub const SITE_NOTICE: u8 = 0x40;
+    pub const CLEAR: u8 = 0x50;
 }
 
 /// Change flag bits.
@@ -430,6 +444,16 @@ fn decode_body(r: &mut Reader<'_>, version: u8) -> Result<Frame, DecodeError> {
                 _ => return Err(DecodeError::Invalid("online flag")),
             },
         },
+        kind::CLEAR if version >= 3 => Message::Clear {
+            id: r.u64("request id")?,
+            cache: r.str16("cache")?,
+            seen: decode_vector(r)?,
+            sync: match r.u8("sync flag")? {
+                0 => false,
+                1 => true,
+                _ => return Err(DecodeError::Invalid("sync flag")),
+            },
+        },
         other => return Err(DecodeError::UnknownType(other)),
     };
     Ok(Frame { route, message })
@@ -444,10 +468,7 @@ fn decode_changes(r: &mut Reader<'_>, version: u8) -> Result<Vec<Change>, Decode
     Ok(changes)
 }
 
-fn decode_change(r: &mut Reader<'_>, version: u8) -> Result<Change, DecodeError> {
-    let cache = r.str16("cache")?;
-    let key = r.bytes32("key")?;
-    let origin = r.str8("origin site")?;
+fn decode_vector(r: &mut Reader<'_>) -> Result<VersionVector, DecodeError> {
     let n = usize::from(r.u16("version vector")?);
     let mut vv = VersionVector::new();
     for _ in 0..n {
@@ -458,6 +479,22 @@ fn decode_change(r: &mut Reader<'_>, version: u8) -> Result<Change, DecodeError>
         }
         vv.set(&site, counter);
     }
+    Ok(vv)
+}
+
+fn encode_vector(v: &VersionVector, w: &mut Writer<'_>) {
+    w.u16(u16::try_from(v.len()).unwrap_or(u16::MAX));
+    for (site, counter) in v.iter().take(usize::from(u16::MAX)) {
+        w.str8(site);
+        w.u64(counter);
+    }
+}
+
+fn decode_change(r: &mut Reader<'_>, version: u8) -> Result<Change, DecodeError> {
+    let cache = r.str16("cache")?;
+    let key = r.bytes32("key")?;
+    let origin = r.str8("origin site")?;
+    let vv = decode_vector(r)?;
     let flags = r.u8("change flags")?;
     let allowed = if version >= 2 {
         HAS_VALUE | HAS_LIFESPAN | HAS_MAX_IDLE
@@ -560,6 +597,17 @@ fn encode_body(frame: &Frame, version: u8, w: &mut Writer<'_>) {
             w.str16(message);
         }
         Message::PushDone { push } | Message::PushCancel { push } => w.u64(*push),
+        Message::Clear {
+            id,
+            cache,
+            seen,
+            sync,
+        } => {
+            w.u64(*id);
+            w.str16(cache);
+            encode_vector(seen, w);
+            w.u8(u8::from(*sync));
+        }
         Message::SiteNotice { cache, online } => {
             w.str16(cache);
             w.u8(u8::from(*online));
@@ -586,6 +634,7 @@ fn type_of(m: &Message) -> u8 {
         Message::PushDone { .. } => kind::PUSH_DONE,
         Message::PushCancel { .. } => kind::PUSH_CANCEL,
         Message::SiteNotice { .. } => kind::SITE_NOTICE,
+        Message::Clear { .. } => kind::CLEAR,
     }
 }
 
@@ -601,11 +650,7 @@ fn encode_change(c: &Change, version: u8, w: &mut Writer<'_>) {
     w.str16(&c.cache);
     w.bytes32(&c.key);
     w.str8(&c.origin);
-    w.u16(u16::try_from(c.version.len()).unwrap_or(u16::MAX));
-    for (site, counter) in c.version.iter().take(usize::from(u16::MAX)) {
-        w.str8(site);
-        w.u64(counter);
-    }
+    encode_vector(&c.version, w);
     let Some(v) = &c.value else {
         w.u8(0);
         return;
@@ -683,6 +728,28 @@ mod tests {
         assert_eq!(
             decode(&v2, 1, 1 << 20),
             Err(DecodeError::Invalid("change flags"))
+        );
+    }
+
+    #[test]
+    fn clear_exists_from_version_3_only() {
+        let f = frame(Message::Clear {
+            id: 9,
+            cache: "sessions".into(),
+            seen: [("LON".to_string(), 3u64), ("NYC".to_string(), 8)]
+                .into_iter()
+                .collect(),
+            sync: true,
+        });
+        let mut v3 = Vec::new();
+        encode(&f, 3, &mut v3);
+        assert_eq!(decode(&v3, 3, 1 << 20).unwrap(), (f, v3.len()));
+        assert_eq!(decode(&v3, 2, 1 << 20), Err(DecodeError::UnknownType(0x50)));
+        let last = v3.len() - 1;
+        v3[last] = 2;
+        assert_eq!(
+            decode(&v3, 3, 1 << 20),
+            Err(DecodeError::Invalid("sync flag"))
         );
     }
 

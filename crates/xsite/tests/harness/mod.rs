@@ -267,6 +267,28 @@ impl Net {
         handle
     }
 
+    /// Clears `cache` on `site` and queues the clear for its ASYNC backups (as the server's
+    /// hook does after the engine's clear).
+    pub fn clear_async(&mut self, site: &str, cache: &str) {
+        let i = self.idx(site);
+        let now = self.now;
+        let s = &mut self.sites[i];
+        let store = s
+            .stores
+            .entry(cache.to_string())
+            .or_insert_with(|| VersionStore::new(&s.name, cache, 0));
+        let seen = store.clear_summary();
+        store.clear(&seen);
+        s.caches.remove(cache);
+        s.bridge.cleared(now, cache, &seen);
+        self.pump();
+    }
+
+    /// Events of `site` the harness does not act on.
+    pub fn log(&self, site: &str) -> &[Event] {
+        &self.sites[self.idx(site)].log
+    }
+
     pub fn outcome(&self, handle: usize) -> Option<&Outcome> {
         self.outcomes[handle].as_ref()
     }
@@ -458,6 +480,23 @@ impl Net {
                 let s = &mut self.sites[i];
                 let result = apply(s, now, &change, mode);
                 s.bridge.complete_apply(now, ticket, result);
+            }
+            Event::Clear {
+                ticket,
+                cache,
+                seen,
+                ..
+            } => {
+                let s = &mut self.sites[i];
+                let store = s
+                    .stores
+                    .entry(cache.clone())
+                    .or_insert_with(|| VersionStore::new(&s.name, &cache, 0));
+                store.clear(&seen);
+                if let Some(data) = s.caches.get_mut(&cache) {
+                    data.retain(|k, _| store.survives_clear(k));
+                }
+                s.bridge.complete_apply(now, ticket, Ok(()));
             }
             Event::PushStarting { ticket, cache, .. } => {
                 let s = &mut self.sites[i];
