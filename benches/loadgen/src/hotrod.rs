@@ -108,7 +108,9 @@ impl Cursor<'_> {
                 return Some(Ok(v));
             }
         }
-        Some(Err(anyhow::anyhow!("variable-length number longer than 10 bytes")))
+        Some(Err(anyhow::anyhow!(
+            "variable-length number longer than 10 bytes"
+        )))
     }
 
     fn skip(&mut self, n: usize) -> Option<&[u8]> {
@@ -273,7 +275,8 @@ mod tests {
             body: ResponseBody::Value(Bytes::from(vec![1u8; 1024])),
         }
         .encode(&mut answers);
-        Response::status_only(301, Version::V4_0, OpCode::PUT, Status::SUCCESS).encode(&mut answers);
+        Response::status_only(301, Version::V4_0, OpCode::PUT, Status::SUCCESS)
+            .encode(&mut answers);
         Response::status_only(302, Version::V4_0, OpCode::GET, Status::KEY_DOES_NOT_EXIST)
             .encode(&mut answers);
         answers
