@@ -22,16 +22,7 @@ pub struct HotRodWire {
 
 impl HotRodWire {
     pub fn new(version: Version, cache: &str) -> HotRodWire {
-        // 2.0 and 2.1 carry whole seconds, where 0 is "immortal"; later versions carry "the
-        // cache's default" (immortal too for the caches measured here).
-        let expiration = if version < Version::V2_2 {
-            Expiration::Seconds {
-                lifespan: 0,
-                max_idle: 0,
-            }
-        } else {
-            Expiration::DEFAULT
-        };
+        let expiration = immortal(version);
         let template = |op: Op| {
             let mut out = BytesMut::new();
             let req = Request {
@@ -62,6 +53,19 @@ impl HotRodWire {
             put_header,
             expiration,
         }
+    }
+}
+
+/// The expiration a PUT carries: 2.0 and 2.1 carry whole seconds, where 0 is "immortal"; later
+/// versions carry "the cache's default" (immortal too for the caches measured here).
+fn immortal(version: Version) -> Expiration {
+    if version < Version::V2_2 {
+        Expiration::Seconds {
+            lifespan: 0,
+            max_idle: 0,
+        }
+    } else {
+        Expiration::DEFAULT
     }
 }
 
@@ -237,14 +241,7 @@ mod tests {
                     codec_bytes(version, id, Op::Get { key: key.clone() }),
                     "GET {version:?} id {id}"
                 );
-                let expiration = if version < Version::V2_2 {
-                    Expiration::Seconds {
-                        lifespan: 0,
-                        max_idle: 0,
-                    }
-                } else {
-                    Expiration::DEFAULT
-                };
+                let expiration = immortal(version);
                 let mut ours = BytesMut::new();
                 wire.put(id, &key, &value, &mut ours).unwrap();
                 assert_eq!(

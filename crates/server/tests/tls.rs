@@ -20,9 +20,7 @@ use ironrod_codec::{
 use ironrod_sasl::CredentialStore;
 use ironrod_server::tls::{common_name, CertificatePair, ClientAuth, Tls, TlsConfig, TlsMode};
 use ironrod_server::{Config, State};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::SanType;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -38,53 +36,30 @@ const V: Version = Version::V4_0;
 
 // ------------------------------------------------------------------ certificates
 
-/// A test CA that signs leaves into a directory of PEM files.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
+/// The shared test CA, with what these tests need on top.
+struct Ca(common::ca::TestCa);
 
 impl Ca {
     fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let pem = p.self_signed(&key).unwrap().pem();
-        Ca {
-            pem,
-            issuer: Issuer::new(p, key),
-        }
+        Ca(common::ca::TestCa::new(name))
     }
 
     /// Writes `<name>.pem` and `<name>-key.pem` for subject CN `cn` with DNS SAN `dns`.
     fn leaf(&self, dir: &Path, name: &str, cn: &str, dns: Option<&str>) -> CertificatePair {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, cn);
-        if let Some(d) = dns {
-            p.subject_alt_names = vec![SanType::DnsName(d.try_into().unwrap())];
-        }
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        let pair = CertificatePair {
-            certificate: dir.join(format!("{name}.pem")),
-            key: dir.join(format!("{name}-key.pem")),
-        };
-        std::fs::write(&pair.certificate, cert.pem()).unwrap();
-        std::fs::write(&pair.key, key.serialize_pem()).unwrap();
-        pair
+        let sans = dns
+            .map(|d| vec![SanType::DnsName(d.try_into().unwrap())])
+            .unwrap_or_default();
+        let (certificate, key) = self.0.leaf(dir, name, cn, sans);
+        CertificatePair { certificate, key }
     }
 
     fn write(&self, dir: &Path, name: &str) -> PathBuf {
-        let path = dir.join(format!("{name}.pem"));
-        std::fs::write(&path, &self.pem).unwrap();
-        path
+        self.0.write(dir, name)
     }
 
     fn root(&self) -> CertificateDer<'static> {
         use rustls::pki_types::pem::PemObject;
-        CertificateDer::from_pem_slice(self.pem.as_bytes()).unwrap()
+        CertificateDer::from_pem_slice(self.0.pem.as_bytes()).unwrap()
     }
 }
 

@@ -48,6 +48,17 @@ pub fn run(
                 .complete_apply(Instant::now(), ticket, result);
         }
     };
+    inline_or_blocking(xs, state, may_wait, go);
+}
+
+/// Runs `go` right here, or on a blocking thread (then flushes the links) when it may wait for
+/// key locks.
+fn inline_or_blocking(
+    xs: &Arc<Xsite>,
+    state: &Arc<crate::state::State>,
+    may_wait: bool,
+    go: impl FnOnce() + Send + 'static,
+) {
     if may_wait {
         let xs = xs.clone();
         let state = state.clone();
@@ -88,16 +99,7 @@ pub fn run_clear(
                 .complete_apply(Instant::now(), ticket, result);
         }
     };
-    if may_wait {
-        let xs = xs.clone();
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            go();
-            xs.flush(Some(&state));
-        });
-    } else {
-        go();
-    }
+    inline_or_blocking(xs, state, may_wait, go);
 }
 
 /// Applies a clear received from another site that had seen `seen`: raises the version store's

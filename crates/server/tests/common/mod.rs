@@ -2,6 +2,8 @@
 //! speaks through the codec's client side. Each test binary uses part of it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod ca;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,57 +6,33 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::SanType;
+
+use crate::common::ca::TestCa;
 
 use crate::backup;
 use crate::sites::{eventually, sites_view_len, Grid};
 
-/// A test CA that signs site certificates.
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
+/// The shared test CA, signing site certificates.
+struct Ca(TestCa);
 
 impl Ca {
     fn new(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        p.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-        let pem = p.self_signed(&key).unwrap().pem();
-        Ca {
-            pem,
-            issuer: Issuer::new(p, key),
-        }
+        Ca(TestCa::new(name))
     }
 
     /// Writes `<name>.pem` and `<name>-key.pem`: a leaf for `localhost` and 127.0.0.1 (where
     /// the other sites dial).
     fn leaf(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.subject_alt_names = vec![
+        let sans = vec![
             SanType::DnsName("localhost".try_into().unwrap()),
             SanType::IpAddress("127.0.0.1".parse().unwrap()),
         ];
-        let cert = p.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (
-            dir.join(format!("{name}.pem")),
-            dir.join(format!("{name}-key.pem")),
-        );
-        std::fs::write(&c, cert.pem()).unwrap();
-        std::fs::write(&k, key.serialize_pem()).unwrap();
-        (c, k)
+        self.0.leaf(dir, name, name, sans)
     }
 
     fn write(&self, dir: &Path, name: &str) -> PathBuf {
-        let path = dir.join(format!("{name}.pem"));
-        std::fs::write(&path, &self.pem).unwrap();
-        path
+        self.0.write(dir, name)
     }
 }
 
