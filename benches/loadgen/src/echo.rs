@@ -1,9 +1,10 @@
 //! The echo responder: the loopback bound for a Hot Rod server.
 //!
 //! It handles connections the way `ironrod` does (one task per connection; read, decode every
-//! complete request with `ServerCodec`, append each answer, write them in one batch) but does no
-//! work per request beyond decoding: a GET is answered with the same fixed value every time, a
-//! PUT (and anything else) with a bare success, each under the request's message id and version.
+//! complete request with `ServerCodec::decode_shared` from the frozen read, append each answer,
+//! write them in one batch) but does no work per request beyond decoding: a GET is answered with
+//! the same fixed value every time, a PUT (and anything else) with a bare success, each under the
+//! request's message id and version.
 
 use anyhow::{Context, Result};
 use bytes::{Bytes, BytesMut};
@@ -12,7 +13,6 @@ use ironrod_codec::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_util::codec::Decoder;
 
 use crate::keys;
 use crate::EchoArgs;
@@ -72,8 +72,14 @@ async fn connection(mut stream: TcpStream, value: Bytes) -> Result<()> {
     let mut rbuf = BytesMut::with_capacity(READ_RESERVE);
     let mut wbuf = BytesMut::with_capacity(READ_RESERVE);
     loop {
+        // As `ironrod` does: decode from the frozen read, keys and values sliced from it.
+        let mut chunk = if codec.ready(rbuf.len()) {
+            rbuf.split().freeze()
+        } else {
+            Bytes::new()
+        };
         loop {
-            match codec.decode(&mut rbuf) {
+            match codec.decode_shared(&mut chunk, |_| true) {
                 Ok(Some(req)) => {
                     answer(&req, &value).encode(&mut wbuf);
                     if wbuf.len() >= WRITE_HIGH_WATER {
@@ -81,7 +87,12 @@ async fn connection(mut stream: TcpStream, value: Bytes) -> Result<()> {
                         wbuf.clear();
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if !chunk.is_empty() {
+                        rbuf.extend_from_slice(&chunk);
+                    }
+                    break;
+                }
                 Err(e) => {
                     // As the server does: answer the unparseable frame with an error, then close.
                     if let ironrod_codec::CodecError::Decode(d) = &e {
