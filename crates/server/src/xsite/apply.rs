@@ -29,46 +29,10 @@ pub fn run(
     change: Change,
     mode: ApplyMode,
 ) {
-    let cache = state.caches.cache(&change.cache);
-    let may_wait = cache
-        .as_ref()
-        .is_ok_and(|c| c.config().transaction.may_wait());
-    let go = {
-        let xs = xs.clone();
-        move || {
-            let result = match &cache {
-                Ok(cache) => apply(&xs, cache, &change, mode),
-                Err(_) => Err(ApplyFailure {
-                    cause: Cause::NO_SUCH_CACHE,
-                    message: format!("no cache '{}' on site '{}'", change.cache, xs.site()),
-                }),
-            };
-            xs.bridge
-                .lock()
-                .complete_apply(Instant::now(), ticket, result);
-        }
-    };
-    inline_or_blocking(xs, state, may_wait, go);
-}
-
-/// Runs `go` right here, or on a blocking thread (then flushes the links) when it may wait for
-/// key locks.
-fn inline_or_blocking(
-    xs: &Arc<Xsite>,
-    state: &Arc<crate::state::State>,
-    may_wait: bool,
-    go: impl FnOnce() + Send + 'static,
-) {
-    if may_wait {
-        let xs = xs.clone();
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            go();
-            xs.flush(Some(&state));
-        });
-    } else {
-        go();
-    }
+    let name = change.cache.clone();
+    run_on(xs, state, ticket, &name, move |xs, cache| {
+        apply(xs, cache, &change, mode)
+    });
 }
 
 /// Carries out an [`ironrod_xsite::Event::Clear`] like [`run`] does a change: inline unless the
@@ -80,26 +44,51 @@ pub fn run_clear(
     name: String,
     seen: VersionVector,
 ) {
-    let cache = state.caches.cache(&name);
-    let may_wait = cache
-        .as_ref()
-        .is_ok_and(|c| c.config().transaction.may_wait());
+    run_on(xs, state, ticket, &name, move |xs, cache| {
+        clear(xs, cache, &seen)
+    });
+}
+
+/// Runs `work` on the cache `name` and completes `ticket` with its result (a missing cache is
+/// a failure): right here, or on a blocking thread (then flushing the links) when the cache's
+/// key locks may wait.
+fn run_on(
+    xs: &Arc<Xsite>,
+    state: &Arc<crate::state::State>,
+    ticket: Ticket,
+    name: &str,
+    work: impl FnOnce(&Xsite, &Arc<Cache>) -> Result<(), ApplyFailure> + Send + 'static,
+) {
+    let Ok(cache) = state.caches.cache(name) else {
+        let failure = ApplyFailure {
+            cause: Cause::NO_SUCH_CACHE,
+            message: format!("no cache '{name}' on site '{}'", xs.site()),
+        };
+        xs.bridge
+            .lock()
+            .complete_apply(Instant::now(), ticket, Err(failure));
+        return;
+    };
+    let may_wait = cache.config().transaction.may_wait();
     let go = {
         let xs = xs.clone();
         move || {
-            let result = match &cache {
-                Ok(cache) => clear(&xs, cache, &seen),
-                Err(_) => Err(ApplyFailure {
-                    cause: Cause::NO_SUCH_CACHE,
-                    message: format!("no cache '{name}' on site '{}'", xs.site()),
-                }),
-            };
+            let result = work(&xs, &cache);
             xs.bridge
                 .lock()
                 .complete_apply(Instant::now(), ticket, result);
         }
     };
-    inline_or_blocking(xs, state, may_wait, go);
+    if may_wait {
+        let xs = xs.clone();
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || {
+            go();
+            xs.flush(Some(&state));
+        });
+    } else {
+        go();
+    }
 }
 
 /// Applies a clear received from another site that had seen `seen`: raises the version store's
